@@ -1,0 +1,1 @@
+"""ConvScope's engine: numpy only (plus Pillow for files), never Qt."""

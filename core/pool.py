@@ -1,0 +1,260 @@
+"""2-D pooling with PyTorch's ``max_pool2d`` / ``avg_pool2d`` semantics, plus min and L2.
+
+Pooling works on the last two axes of any array (``(N, C, H, W)``, ``(C, H, W)`` or
+``(H, W)``): every channel is pooled independently, so the brightest R, G and B of a
+window may come from different pixels.
+
+Rules (PyTorch's):
+
+- ``stride`` defaults to the window size; padding is symmetric and at most half the
+  window;
+- max pooling pads with -inf (min pooling with +inf), so padding never wins;
+- ``ceil_mode=True`` lets the last window hang off the bottom/right edge, but never
+  start in the right padding;
+- average pooling divides by the number of window cells inside the *padded* input
+  when ``count_include_pad=True`` (PyTorch's default: padded zeros count, cells hanging
+  off in ceil mode do not), or by the number of real cells when False (Keras'
+  'same' pooling);
+- ``"l2"`` is ``sqrt(sum of squares of the real cells)`` (PyTorch's ``lp_pool2d`` with
+  ``norm_type=2`` when there is no padding);
+- NaN propagates through max/min as in PyTorch.
+
+Max and min pooling without indices are separable: a running maximum over the
+window's rows, then over its columns (``kh + kw`` passes instead of ``kh * kw``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .geometry import pool_geometry
+
+__all__ = ["pool2d", "pool2d_naive", "pool2d_backward", "POOL_MODES"]
+
+POOL_MODES = ("max", "avg", "min", "l2")
+_FILL = {"max": -np.inf, "min": np.inf, "avg": 0.0, "l2": 0.0}
+
+
+def _prepare(x, kernel_size, stride, padding, dilation, mode, ceil_mode):
+    if mode not in POOL_MODES:
+        raise ValueError(f"mode must be one of {POOL_MODES}, got {mode!r}")
+    x = np.asarray(x)
+    if x.dtype.kind not in "fiub":
+        raise TypeError(f"x must be a real numeric array, got dtype {x.dtype}")
+    if x.ndim < 2 or 0 in x.shape:
+        raise ValueError(f"x must have shape (..., H, W) with no empty axis, got {x.shape}")
+    dtype = np.float64 if x.dtype == np.float64 else np.float32
+    x = x.astype(dtype, copy=False)
+    geom = pool_geometry(x.shape[-2:], kernel_size, stride, padding, dilation, ceil_mode)
+    return x, geom
+
+
+def _padded(x, geom, fill):
+    """x placed in a canvas large enough for every window (padding + ceil overhang)."""
+    gh, gw = geom
+    need_h = (gh.out - 1) * gh.stride + gh.span
+    need_w = (gw.out - 1) * gw.stride + gw.span
+    h, w = x.shape[-2:]
+    if gh.pad_before == gw.pad_before == 0 and need_h <= h and need_w <= w:
+        return x
+    canvas_h = max(need_h, h + 2 * gh.pad_before)
+    canvas_w = max(need_w, w + 2 * gw.pad_before)
+    xp = np.full(x.shape[:-2] + (canvas_h, canvas_w), fill, x.dtype)
+    xp[..., gh.pad_before:gh.pad_before + h, gw.pad_before:gw.pad_before + w] = x
+    return xp
+
+
+def _tap(a, axis_geom, i, axis):
+    """Slice of ``a`` along ``axis`` (-2 or -1) seen by tap ``i`` of every window."""
+    g = axis_geom
+    start = i * g.dilation
+    sl = slice(start, start + (g.out - 1) * g.stride + 1, g.stride)
+    return a[..., sl, :] if axis == -2 else a[..., sl]
+
+
+def _divisor(geom, include_pad, dtype):
+    """Average-pooling divisor per output position (at least 1: an empty window averages to 0)."""
+    gh, gw = geom
+    div = _axis_counts(gh, include_pad)[:, None] * _axis_counts(gw, include_pad)[None, :]
+    return np.maximum(div, 1).astype(dtype)
+
+
+def _axis_counts(g, include_pad: bool) -> np.ndarray:
+    """Per output position: how many taps of the window fall in the counted region."""
+    starts = np.arange(g.out) * g.stride - g.pad_before
+    taps = starts[:, None] + np.arange(g.kernel)[None, :] * g.dilation
+    hi = g.in_size + g.pad_after if include_pad else g.in_size
+    lo = -g.pad_before if include_pad else 0
+    return ((taps >= lo) & (taps < hi)).sum(axis=1)
+
+
+def pool2d(x, kernel_size, stride=None, *, padding=0, dilation=1, mode="max", ceil_mode=False,
+           count_include_pad=True, return_indices=False):
+    """Pool the last two axes of ``x``.
+
+    Parameters
+    ----------
+    x : ndarray of shape (..., H, W)
+    kernel_size, stride, padding, dilation : int or (rows, cols)
+        ``stride`` defaults to ``kernel_size``. Output size per axis:
+        ``floor_or_ceil((H + 2p - d*(k-1) - 1) / s) + 1``.
+    mode : "max", "avg", "min" or "l2"
+    ceil_mode, count_include_pad : bool
+        As in PyTorch (see the module docstring).
+    return_indices : bool
+        Also return, for max/min pooling, the flat index ``row * W + col`` of each
+        window's winner in its (H, W) input plane (PyTorch's convention; the first
+        of tied values wins, a NaN wins over numbers). A window with no real cell
+        (only possible with dilation) gives -inf (+inf for min) and index -1.
+
+    Returns
+    -------
+    out : ndarray of shape (..., Ho, Wo), float32 (float64 for float64 input)
+    indices : ndarray of int64, same shape, if ``return_indices``
+
+    Raises
+    ------
+    ValueError
+        Unknown mode, padding over half the window, or an empty output (with the
+        formula and numbers).
+    """
+    x, geom = _prepare(x, kernel_size, stride, padding, dilation, mode, ceil_mode)
+    if return_indices:
+        if mode not in ("max", "min"):
+            raise ValueError(f"return_indices needs mode 'max' or 'min', got {mode!r}")
+        return _pool_argext(x, geom, mode)
+    gh, gw = geom
+    xp = _padded(x, geom, _FILL[mode])
+    if mode == "l2":
+        xp = np.square(xp)
+    op = {"max": np.maximum, "min": np.minimum, "avg": np.add, "l2": np.add}[mode]
+    rows = _reduce(xp, gh, -2, op)
+    out = _reduce(rows, gw, -1, op)
+    if mode == "avg":
+        out /= _divisor(geom, count_include_pad, out.dtype)
+    elif mode == "l2":
+        np.sqrt(out, out=out)
+    return out
+
+
+def _reduce(a, g, axis, op):
+    out = _tap(a, g, 0, axis).copy()
+    for i in range(1, g.kernel):
+        op(out, _tap(a, g, i, axis), out=out)
+    return out
+
+
+def _pool_argext(x, geom, mode):
+    gh, gw = geom
+    h, w = x.shape[-2:]
+    xp = _padded(x, geom, _FILL[mode])
+    rows0 = np.arange(gh.out) * gh.stride - gh.pad_before
+    cols0 = np.arange(gw.out) * gw.stride - gw.pad_before
+    best = np.full(x.shape[:-2] + (gh.out, gw.out), _FILL[mode], x.dtype)
+    idx = np.full(best.shape, -1, np.int64)
+    better = np.greater if mode == "max" else np.less
+    for i in range(gh.kernel):
+        r = rows0 + i * gh.dilation
+        rxs = _tap(xp, gh, i, -2)
+        for j in range(gw.kernel):
+            c = cols0 + j * gw.dilation
+            real = ((r >= 0) & (r < h))[:, None] & ((c >= 0) & (c < w))[None, :]
+            if not real.any():
+                continue
+            v = _tap(rxs, gw, j, -1)
+            # a real cell wins over nothing yet, a larger value, or a NaN (as PyTorch)
+            upd = ((idx < 0) | better(v, best) | np.isnan(v)) & real
+            np.copyto(best, v, where=upd)
+            np.copyto(idx, np.broadcast_to(r[:, None] * w + c[None, :], v.shape), where=upd)
+    return best, idx
+
+
+def pool2d_naive(x, kernel_size, stride=None, *, padding=0, dilation=1, mode="max",
+                 ceil_mode=False, count_include_pad=True, return_indices=False):
+    """Reference twin of :func:`pool2d`: explicit loops over every window, float64."""
+    x, geom = _prepare(x, kernel_size, stride, padding, dilation, mode, ceil_mode)
+    gh, gw = geom
+    h, w = x.shape[-2:]
+    flat = x.reshape(-1, h, w).astype(np.float64)
+    out = np.zeros((flat.shape[0], gh.out, gw.out))
+    ind = np.zeros(out.shape, np.int64)
+    for p in range(flat.shape[0]):
+        for oy in range(gh.out):
+            for ox in range(gw.out):
+                vals, where, counted = [], [], 0
+                for a in range(gh.kernel):
+                    r = oy * gh.stride - gh.pad_before + a * gh.dilation
+                    for b in range(gw.kernel):
+                        c = ox * gw.stride - gw.pad_before + b * gw.dilation
+                        inside_padded = (-gh.pad_before <= r < h + gh.pad_after
+                                         and -gw.pad_before <= c < w + gw.pad_after)
+                        real = 0 <= r < h and 0 <= c < w
+                        if real:
+                            vals.append(flat[p, r, c])
+                            where.append(r * w + c)
+                        if real or (count_include_pad and inside_padded):
+                            counted += 1
+                if not vals:  # a window entirely in padding (possible with dilation)
+                    out[p, oy, ox] = _FILL[mode] if mode in ("max", "min") else 0.0
+                    ind[p, oy, ox] = -1
+                elif mode in ("max", "min"):
+                    k = 0
+                    for t in range(1, len(vals)):
+                        if np.isnan(vals[t]) or (vals[t] > vals[k] if mode == "max"
+                                                 else vals[t] < vals[k]):
+                            k = t
+                    out[p, oy, ox], ind[p, oy, ox] = vals[k], where[k]
+                elif mode == "avg":
+                    out[p, oy, ox] = sum(vals) / max(counted, 1)
+                else:
+                    out[p, oy, ox] = np.sqrt(sum(v * v for v in vals))
+    out = out.reshape(x.shape[:-2] + out.shape[-2:])
+    if return_indices:
+        return out, ind.reshape(out.shape)
+    return out
+
+
+def pool2d_backward(grad_out, x, kernel_size, stride=None, *, padding=0, dilation=1,
+                    mode="max", ceil_mode=False, count_include_pad=True):
+    """Gradient of :func:`pool2d` with respect to ``x`` (same arguments as the forward).
+
+    Max/min: each window's gradient goes to its single winner (the first of ties, as
+    PyTorch does). Average: spread evenly over the window's real cells, divided by
+    the same divisor as the forward. L2: ``g * x / out`` (0 where ``out`` is 0).
+    """
+    x, geom = _prepare(x, kernel_size, stride, padding, dilation, mode, ceil_mode)
+    gh, gw = geom
+    h, w = x.shape[-2:]
+    g = np.asarray(grad_out, dtype=x.dtype)
+    if g.shape != x.shape[:-2] + (gh.out, gw.out):
+        raise ValueError(f"grad_out must have shape {x.shape[:-2] + (gh.out, gw.out)}, "
+                         f"got {g.shape}")
+    lead = x.shape[:-2]
+    if mode in ("max", "min"):
+        _, idx = _pool_argext(x, geom, mode)
+        planes = int(np.prod(lead, dtype=np.int64))
+        gx = np.zeros(planes * h * w, x.dtype)
+        offs = (np.arange(planes, dtype=np.int64) * (h * w))[:, None]
+        np.add.at(gx, (idx.reshape(planes, -1) + offs).ravel(), g.reshape(-1))
+        return gx.reshape(x.shape)
+    # avg / l2: scatter the (scaled) gradient back over every tap of the padded canvas
+    if mode == "avg":
+        gs = g / _divisor(geom, count_include_pad, x.dtype)
+    else:
+        out = pool2d(x, kernel_size, stride, padding=padding, dilation=dilation, mode="l2",
+                     ceil_mode=ceil_mode)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gs = np.where(out > 0, g / out, 0).astype(x.dtype)
+    need_h = max((gh.out - 1) * gh.stride + gh.span, h + 2 * gh.pad_before)
+    need_w = max((gw.out - 1) * gw.stride + gw.span, w + 2 * gw.pad_before)
+    gp = np.zeros(lead + (need_h, need_w), x.dtype)
+    for i in range(gh.kernel):
+        r0 = i * gh.dilation
+        rs = slice(r0, r0 + (gh.out - 1) * gh.stride + 1, gh.stride)
+        for j in range(gw.kernel):
+            c0 = j * gw.dilation
+            gp[..., rs, c0:c0 + (gw.out - 1) * gw.stride + 1:gw.stride] += gs
+    gx = gp[..., gh.pad_before:gh.pad_before + h, gw.pad_before:gw.pad_before + w]
+    if mode == "l2":
+        gx = gx * x
+    return np.ascontiguousarray(gx)
