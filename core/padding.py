@@ -41,6 +41,13 @@ def check_extent(mode, pads, hw):
                              f"padding {max(before, after)} > size {n}")
 
 
+def _empty_like_layout(x: np.ndarray, shape) -> np.ndarray:
+    """An empty array of ``shape`` whose memory order follows ``x``'s (e.g. channels-last)."""
+    order = sorted(range(x.ndim), key=lambda a: -abs(x.strides[a]) if x.shape[a] > 1 else 0)
+    base = np.empty([shape[a] for a in order], x.dtype)
+    return base.transpose(np.argsort(order))
+
+
 def pad2d(x: np.ndarray, pads, mode: str = "zeros", cval: float = 0.0) -> np.ndarray:
     """Pad the last two axes of ``x``.
 
@@ -63,7 +70,7 @@ def pad2d(x: np.ndarray, pads, mode: str = "zeros", cval: float = 0.0) -> np.nda
     check_extent(mode, pads, x.shape[-2:])
     if mode in ("zeros", "constant"):
         value = 0.0 if mode == "zeros" else cval
-        out = np.empty(x.shape[:-2] + (x.shape[-2] + t + b, x.shape[-1] + left + r), x.dtype)
+        out = _empty_like_layout(x, x.shape[:-2] + (x.shape[-2] + t + b, x.shape[-1] + left + r))
         # Fill only the border strips, then copy the body once.
         out[..., :t, :] = value
         out[..., out.shape[-2] - b:, :] = value

@@ -1,0 +1,463 @@
+"""Load images as float arrays and save feature maps as PNG files.
+
+Every image is returned as a float32 array of shape (H, W, C) with values in
+[0, 1]: C = 3 for colour images and C = 1 for grayscale ones. The conversion
+from Pillow's many pixel modes is:
+
+* 8-bit gray (``L``) and 1-bit (``1``) images are divided by 255.
+* 16-bit gray (``I;16``, ``I;16B``, ``I;16L``, ``I;16N``) is divided by 65535.
+* 32-bit integer (``I``): if every value lies in [0, 65535] (16-bit data that
+  Pillow widened) it is divided by 65535; larger non-negative values are divided
+  by the image's maximum; images with negative values are min-max normalised.
+* 32-bit float (``F``): kept as is when every finite value lies in [0, 1],
+  otherwise min-max normalised over the finite values; NaN and -inf become 0,
+  +inf becomes 1.
+* Palette (``P``) images become RGB, or RGBA when they have transparency.
+* CMYK, YCbCr, LAB, HSV and RGBX are converted to RGB by Pillow.
+* Alpha is not a feature channel: it is flattened onto white, as an image viewer
+  shows it (``RGBA``, ``LA``, ``PA``, premultiplied ``RGBa``/``La``, and images
+  with a ``transparency`` key such as a tRNS chunk).
+* 16-bit-per-channel colour PNGs: Pillow has no 16-bit RGB mode and decodes
+  them to 8 bits per channel (keeping the high byte), so they load with 8-bit
+  precision. 16-bit grayscale keeps its full precision.
+* The EXIF orientation tag is applied; of an animation (GIF, APNG, WebP) or a
+  multi-page file (TIFF) only the first frame is read.
+
+Loading refuses images with more pixels than a limit before any pixel data is
+decoded, so a tiny file declaring a huge size (a decompression bomb) fails fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import secrets
+import struct
+import threading
+import warnings
+from typing import IO, Literal
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "ImageLoadError",
+    "load_image",
+    "luma",
+    "save_image",
+    "to_uint8",
+]
+
+DEFAULT_MAX_PIXELS = 64_000_000
+"""Default pixel-count limit of :func:`load_image` (about 8000 x 8000)."""
+
+_LOAD_MODES = ("auto", "rgb", "gray")
+_GRAY_MODES = ("1", "L", "LA", "La")
+_ALPHA_MODES = ("RGBA", "RGBa", "PA")
+
+# Pillow's decompression-bomb limit is the module global Image.MAX_IMAGE_PIXELS.
+# load_image sets it to its own limit for the duration of one decode and restores
+# it afterwards; the lock keeps concurrent loads from interleaving those changes
+# (and the equally global warning filters).
+_PILLOW_LIMIT_LOCK = threading.Lock()
+
+
+class ImageLoadError(ValueError):
+    """An image file could not be loaded.
+
+    Parameters
+    ----------
+    name : str
+        The file's path, or ``"<bytes>"`` / ``"<file object>"`` for in-memory
+        input.
+    reason : str
+        Why loading failed.
+
+    Attributes
+    ----------
+    name : str
+        As passed.
+    reason : str
+        As passed.
+
+    Examples
+    --------
+    >>> str(ImageLoadError("foo.png", "no such file"))
+    "cannot load image 'foo.png': no such file"
+    """
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(name, reason)
+        self.name = name
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"cannot load image '{self.name}': {self.reason}"
+
+
+def load_image(
+    source: str | os.PathLike | bytes | bytearray | memoryview | IO[bytes],
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    mode: Literal["auto", "rgb", "gray"] = "auto",
+) -> np.ndarray:
+    """Load an image in any format Pillow reads as a float array in [0, 1].
+
+    See the module documentation for how each pixel mode is converted. In short:
+    alpha is flattened onto white, EXIF orientation is applied and only the
+    first frame of an animation or multi-page file is read.
+
+    Parameters
+    ----------
+    source : str, os.PathLike, bytes, bytearray, memoryview or binary file object
+        A path, the encoded file contents, or a file object opened in binary
+        mode (read from its current position to the end; not closed).
+    max_pixels : int, optional
+        Refuse images with more than this many pixels (width x height). The
+        check is made on the size declared in the file's header, before any
+        pixel data is decoded. Default :data:`DEFAULT_MAX_PIXELS`.
+    mode : {"auto", "rgb", "gray"}, optional
+        ``"auto"`` keeps colour images as 3 channels and grayscale ones as 1;
+        ``"rgb"`` always returns 3 channels (gray replicated); ``"gray"`` always
+        returns 1 channel, colour being reduced with :func:`luma`.
+
+    Returns
+    -------
+    numpy.ndarray
+        C-contiguous float32 array of shape (H, W, C), values in [0, 1], where
+        C is 1 or 3 as described for `mode`.
+
+    Raises
+    ------
+    ImageLoadError
+        The file is missing, a directory, unreadable, empty, not an image,
+        truncated or corrupt, or larger than `max_pixels`.
+    ValueError
+        `mode` or `max_pixels` is invalid.
+    TypeError
+        `source` is none of the accepted types.
+
+    Notes
+    -----
+    Pillow's own decompression-bomb check (``PIL.Image.MAX_IMAGE_PIXELS``) is
+    set to `max_pixels` for the duration of the call and then restored; it also
+    guards sizes that some formats only discover while reading (a GIF frame
+    larger than its canvas, for example). Because that setting is global to
+    Pillow, loads are serialised by a lock, and other code using Pillow in
+    another thread at the same moment sees this limit.
+
+    Examples
+    --------
+    >>> import io
+    >>> from PIL import Image
+    >>> buffer = io.BytesIO()
+    >>> Image.new("RGB", (4, 2), (255, 0, 0)).save(buffer, "PNG")
+    >>> load_image(buffer.getvalue()).shape
+    (2, 4, 3)
+    >>> round(float(load_image(buffer.getvalue(), mode="gray")[0, 0, 0]), 6)
+    0.299
+    """
+    if mode not in _LOAD_MODES:
+        raise ValueError(f"mode must be one of {_LOAD_MODES}, got {mode!r}")
+    if max_pixels < 1:
+        raise ValueError(f"max_pixels must be at least 1, got {max_pixels!r}")
+    name, stream = _open_source(source)
+    with stream:
+        frame = _decode(stream, name, max_pixels)
+    pixels = _to_float(frame)
+    if mode == "rgb" and pixels.shape[2] == 1:
+        pixels = np.repeat(pixels, 3, axis=2)
+    elif mode == "gray" and pixels.shape[2] == 3:
+        pixels = luma(pixels)[..., np.newaxis]
+    return np.ascontiguousarray(pixels, dtype=np.float32)
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """Reduce an RGB image to gray with the ITU-R 601-2 luma weights.
+
+    ``Y = 0.299 R + 0.587 G + 0.114 B``, computed in float32 from the values as
+    given (for [0, 1] input the result is in [0, 1]).
+
+    Parameters
+    ----------
+    rgb : array_like, shape (H, W, 3)
+        The colour image.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 array of shape (H, W).
+
+    Raises
+    ------
+    ValueError
+        `rgb` is not of shape (H, W, 3).
+
+    Examples
+    --------
+    >>> luma(np.ones((1, 1, 3)))
+    array([[1.]], dtype=float32)
+    """
+    rgb = np.asarray(rgb, dtype=np.float32)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"luma expects an (H, W, 3) array, got shape {rgb.shape}")
+    return 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+
+
+def to_uint8(
+    fmap: np.ndarray, vmin: float | None = None, vmax: float | None = None
+) -> np.ndarray:
+    """Map values linearly to 8-bit levels, as :func:`save_image` does.
+
+    ``[vmin, vmax]`` maps linearly onto ``[0, 255]``; the result is clipped and
+    rounded to the nearest level (halves to even). NaN and -inf map to 0, +inf
+    to 255. A zero-width range (a constant map) maps everything to 0.
+
+    Parameters
+    ----------
+    fmap : array_like
+        Values of any shape.
+    vmin, vmax : float, optional
+        The values mapped to 0 and 255. Each defaults to the finite minimum
+        (maximum) of `fmap`, moved if necessary so that ``vmin <= vmax`` holds
+        when only the other bound is given.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 array of the same shape as `fmap`.
+
+    Raises
+    ------
+    ValueError
+        `vmin` or `vmax` is not finite, or ``vmin > vmax``.
+
+    Examples
+    --------
+    >>> to_uint8(np.array([0.0, 0.5, 1.0, np.nan]))
+    array([  0, 128, 255,   0], dtype=uint8)
+    """
+    values = np.asarray(fmap, dtype=np.float64)
+    vmin, vmax = _value_range(values, vmin, vmax)
+    return _quantise(values, vmin, vmax, 255).astype(np.uint8)
+
+
+def save_image(
+    path: str | os.PathLike,
+    fmap: np.ndarray,
+    *,
+    bits: Literal[8, 16] = 8,
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> tuple[float, float]:
+    """Write a feature map or image to a PNG file, atomically.
+
+    Values are mapped linearly from ``[vmin, vmax]`` to ``[0, 2**bits - 1]``,
+    clipped and rounded to the nearest level (halves to even). `vmin` and `vmax`
+    default to the finite minimum and maximum of `fmap` (see :func:`to_uint8`),
+    so a constant map is written as all zeros. NaN and -inf are written as 0,
+    +inf as the top level.
+
+    The PNG is written to a temporary file in the destination directory, which
+    then replaces `path` in one step: readers never see a partial file, and a
+    failed save leaves any existing file untouched.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination. The file is PNG whatever its extension.
+    fmap : array_like, shape (H, W), (H, W, 1) or (H, W, 3)
+        One channel (written as gray) or three (written as RGB).
+    bits : {8, 16}, optional
+        Bits per sample. 16 is only available for one channel (mode ``I;16``):
+        Pillow cannot write 16-bit RGB.
+    vmin, vmax : float, optional
+        The values mapped to 0 and to ``2**bits - 1``.
+
+    Returns
+    -------
+    tuple of float
+        The ``(vmin, vmax)`` actually used, so that callers can record how the
+        levels map back to values: ``value = vmin + level / (2**bits - 1) *
+        (vmax - vmin)``.
+
+    Raises
+    ------
+    ValueError
+        `bits` is not 8 or 16; `fmap` is empty or of the wrong shape; 16 bits
+        are asked for with 3 channels; `vmin` or `vmax` is not finite, or
+        ``vmin > vmax``.
+    OSError
+        The file cannot be written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     save_image(os.path.join(folder, "map.png"), np.array([[-1.0, 3.0]]))
+    (-1.0, 3.0)
+    """
+    if bits not in (8, 16):
+        raise ValueError(f"bits must be 8 or 16, got {bits!r}")
+    values = np.asarray(fmap, dtype=np.float64)
+    if values.ndim == 3 and values.shape[2] == 1:
+        values = values[..., 0]
+    if not (values.ndim == 2 or (values.ndim == 3 and values.shape[2] == 3)):
+        raise ValueError(f"fmap must have shape (H, W), (H, W, 1) or (H, W, 3), got {values.shape}")
+    if values.size == 0:
+        raise ValueError(f"fmap is empty (shape {values.shape})")
+    if bits == 16 and values.ndim == 3:
+        raise ValueError("bits=16 needs a single-channel map: Pillow cannot write 16-bit RGB PNGs")
+    vmin, vmax = _value_range(values, vmin, vmax)
+    levels = _quantise(values, vmin, vmax, 2**bits - 1)
+    image = Image.fromarray(levels.astype("<u2" if bits == 16 else np.uint8))
+    _write_atomically(os.fspath(path), image)
+    return vmin, vmax
+
+
+def _open_source(source) -> tuple[str, IO[bytes]]:
+    """Return a display name and a seekable binary stream for `source`."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return "<bytes>", io.BytesIO(source)
+    if isinstance(source, (str, os.PathLike)):
+        name = os.fsdecode(source)
+        if os.path.isdir(source):
+            raise ImageLoadError(name, "is a directory")
+        try:
+            return name, open(source, "rb")
+        except FileNotFoundError:
+            raise ImageLoadError(name, "no such file") from None
+        except OSError as exc:
+            raise ImageLoadError(name, exc.strerror or str(exc)) from exc
+    if hasattr(source, "read"):
+        name = getattr(source, "name", None)
+        return name if isinstance(name, str) else "<file object>", io.BytesIO(source.read())
+    raise TypeError(
+        "source must be a path, bytes-like object or binary file object, "
+        f"not {type(source).__name__}"
+    )
+
+
+def _decode(stream: IO[bytes], name: str, max_pixels: int) -> Image.Image:
+    """Decode the first frame of `stream`, upright, as an in-memory image."""
+    with _PILLOW_LIMIT_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        saved_limit = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = max_pixels
+        try:
+            # Image.open only reads the header and checks the declared size
+            # against MAX_IMAGE_PIXELS before returning.
+            with Image.open(stream) as image:
+                image.load()
+                return ImageOps.exif_transpose(image)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            # Pillow's message cannot be reused: past twice its limit it quotes that double.
+            reason = f"image has more than the limit of {max_pixels:,} pixels"
+            raise ImageLoadError(name, reason) from exc
+        except UnidentifiedImageError as exc:
+            empty = stream.seek(0, os.SEEK_END) == 0
+            reason = "file is empty" if empty else "not a recognised image format"
+            raise ImageLoadError(name, reason) from exc
+        except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+            raise ImageLoadError(name, f"file is truncated or corrupt ({exc})") from exc
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved_limit
+
+
+def _to_float(image: Image.Image) -> np.ndarray:
+    """Convert a decoded image to an (H, W, 1 or 3) float array in [0, 1]."""
+    transparent = "transparency" in image.info
+    if image.mode in _GRAY_MODES:
+        if image.mode in ("LA", "La") or transparent:
+            return _flatten_alpha(np.asarray(image.convert("LA")))
+        return _scale_uint8(np.asarray(image.convert("L")))[..., np.newaxis]
+    if image.mode.startswith("I;16"):
+        return (np.asarray(image).astype(np.float32) / 65535)[..., np.newaxis]
+    if image.mode == "I":
+        return _scale_int32(np.asarray(image))[..., np.newaxis]
+    if image.mode == "F":
+        return _scale_float(np.asarray(image))[..., np.newaxis]
+    if image.mode in _ALPHA_MODES or transparent:
+        return _flatten_alpha(np.asarray(image.convert("RGBA")))
+    return _scale_uint8(np.asarray(image.convert("RGB")))
+
+
+def _scale_uint8(levels: np.ndarray) -> np.ndarray:
+    return levels.astype(np.float32) / 255
+
+
+def _flatten_alpha(levels: np.ndarray) -> np.ndarray:
+    """Composite 8-bit colour + alpha (last channel) onto white."""
+    values = _scale_uint8(levels)
+    colour, alpha = values[..., :-1], values[..., -1:]
+    return colour * alpha + (1 - alpha)
+
+
+def _scale_int32(values: np.ndarray) -> np.ndarray:
+    values = values.astype(np.float64)  # int32 differences can overflow
+    low, high = values.min(), values.max()
+    if low < 0:
+        return _min_max(values, low, high)
+    return values / max(high, 65535)
+
+
+def _scale_float(values: np.ndarray) -> np.ndarray:
+    finite = values[np.isfinite(values)]
+    if finite.size and (finite.min() < 0 or finite.max() > 1):
+        values = _min_max(values, finite.min(), finite.max())
+    return np.nan_to_num(values, nan=0.0, posinf=1.0, neginf=0.0)
+
+
+def _min_max(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Map [low, high] linearly onto [0, 1]; a zero-width range gives zeros."""
+    if high == low:
+        return np.zeros(values.shape)
+    return (values - low) / (high - low)
+
+
+def _value_range(
+    values: np.ndarray, vmin: float | None, vmax: float | None
+) -> tuple[float, float]:
+    """Resolve the value range of :func:`to_uint8` and :func:`save_image`."""
+    finite = values[np.isfinite(values)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    if vmin is None:
+        vmin = low if vmax is None else min(low, float(vmax))
+    if vmax is None:
+        vmax = max(high, float(vmin))
+    vmin, vmax = float(vmin), float(vmax)
+    if not (np.isfinite(vmin) and np.isfinite(vmax)):
+        raise ValueError(f"vmin and vmax must be finite, got vmin={vmin!r}, vmax={vmax!r}")
+    if vmin > vmax:
+        raise ValueError(f"vmin must not exceed vmax, got vmin={vmin!r}, vmax={vmax!r}")
+    return vmin, vmax
+
+
+def _quantise(values: np.ndarray, vmin: float, vmax: float, top: int) -> np.ndarray:
+    """Map [vmin, vmax] onto the integer levels [0, top] (as floats)."""
+    if vmax == vmin:
+        return np.zeros(values.shape)
+    scaled = np.clip((values - vmin) / (vmax - vmin) * top, 0, top)
+    return np.rint(np.nan_to_num(scaled, nan=0.0))
+
+
+def _write_atomically(path: str, image: Image.Image) -> None:
+    """Save `image` as PNG to a temporary sibling of `path`, then rename it."""
+    directory, base = os.path.split(os.path.abspath(path))
+    temporary = os.path.join(directory, f".{base}.{secrets.token_hex(4)}.tmp")
+    # os.open with mode 0o666 lets the umask decide the permissions, as for any
+    # new file; tempfile would create it readable by the owner only.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    descriptor = os.open(temporary, flags, 0o666)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            image.save(file, format="PNG")
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        raise
