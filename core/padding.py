@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PADDING_MODES", "pad2d", "pad2d_adjoint", "padding_index"]
+__all__ = ["PADDING_MODES", "pad2d", "pad2d_adjoint", "padding_index", "source_index"]
 
 PADDING_MODES = ("zeros", "constant", "reflect", "replicate", "circular")
 
@@ -82,23 +82,31 @@ def pad2d(x: np.ndarray, pads, mode: str = "zeros", cval: float = 0.0) -> np.nda
     return np.pad(x, width, mode=_NUMPY_MODE[mode])
 
 
-def padding_index(n: int, before: int, after: int, mode: str) -> np.ndarray:
-    """Source index of each padded cell along one axis (-1 for a constant cell)."""
+def source_index(i, n: int, mode: str) -> np.ndarray:
+    """Input index shown at (possibly out-of-range) positions ``i`` of an axis of size ``n``.
+
+    -1 marks a constant (zeros/constant mode) cell. No extent check: reflect folds
+    repeatedly, circular wraps repeatedly.
+    """
     check_mode(mode)
-    check_extent(mode, ((before, after), (0, 0)), (n, 1))
-    i = np.arange(-before, n + after)
+    i = np.asarray(i)
     if mode in ("zeros", "constant"):
         return np.where((i >= 0) & (i < n), i, -1)
     if mode == "replicate":
         return np.clip(i, 0, n - 1)
     if mode == "circular":
         return i % n
-    # reflect without repeating the edge: period 2(n-1)
     if n == 1:
         return np.zeros_like(i)
-    period = 2 * (n - 1)
+    period = 2 * (n - 1)  # reflect without repeating the edge
     j = np.abs(i) % period
     return np.where(j >= n, period - j, j)
+
+
+def padding_index(n: int, before: int, after: int, mode: str) -> np.ndarray:
+    """Source index of each padded cell along one axis (-1 for a constant cell)."""
+    check_extent(mode, ((before, after), (0, 0)), (n, 1))
+    return source_index(np.arange(-before, n + after), n, mode)
 
 
 def _fold_matrix(n: int, before: int, after: int, mode: str, dtype) -> np.ndarray:

@@ -1,0 +1,699 @@
+"""The pipeline model: an ordered list of stages that turns an image into feature maps.
+
+Stages
+------
+:class:`ConvStage`
+    One or more kernels with stride, padding (and its mode), dilation. In
+    ``mode="per_channel"`` every kernel filters every incoming map on its own
+    (depthwise, as an image editor does to R, G and B); in ``mode="sum"`` each kernel
+    spans all incoming maps and sums them plus one bias, as a CNN layer does. A
+    kernel is one 2-D array shared by all maps, or a 3-D ``(maps, kh, kw)`` array with
+    a kernel per incoming map. Each kernel has a bias (GIMP's offset), a divisor
+    (GIMP's), and ``flip`` for a true convolution.
+:class:`ActivationStage`
+    none, relu, leaky_relu (with ``alpha``), sigmoid, tanh, abs.
+:class:`PoolStage`
+    max / avg / min / l2 pooling per map, with PyTorch's options.
+
+Running a pipeline (:func:`run`) returns every intermediate map, named and with its
+shape. A stage that fails (e.g. a geometry with an empty output) stops the run there:
+the stages before it keep their results, and the error names the stage and field.
+
+Files are versioned JSON (``{"format": "convscope-pipeline", "version": 1, ...}``);
+:func:`load_pipeline` refuses malformed files with a :class:`PipelineFileError` that
+names the file and the problem, and never executes anything from the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+import numpy as np
+
+from .conv import conv2d
+from .geometry import conv_geometry, explain_output_size, pair, pool_geometry, resolve_padding
+from .padding import PADDING_MODES
+from .pool import POOL_MODES, pool2d
+
+__all__ = [
+    "ACTIVATIONS", "Kernel", "ConvStage", "ActivationStage", "PoolStage", "Pipeline",
+    "PipelineError", "PipelineFileError", "StageResult", "PipelineResult", "run",
+    "default_pipeline", "activate", "load_pipeline", "save_pipeline", "FORMAT", "VERSION",
+]
+
+FORMAT = "convscope-pipeline"
+VERSION = 1
+ACTIVATIONS = ("none", "relu", "leaky_relu", "sigmoid", "tanh", "abs")
+CONV_MODES = ("per_channel", "sum")
+MAX_KERNEL_SIDE = 15
+MAX_KERNELS = 16
+
+
+class PipelineError(ValueError):
+    """A stage's settings are invalid. ``stage`` is its index, ``field`` the setting."""
+
+    def __init__(self, stage: int | None, field_name: str | None, message: str):
+        self.stage = stage
+        self.field = field_name
+        self.reason = message
+        where = []
+        if stage is not None:
+            where.append(f"stage {stage + 1}")
+        if field_name:
+            where.append(field_name)
+        super().__init__((" / ".join(where) + ": " if where else "") + message)
+
+
+class PipelineFileError(ValueError):
+    """A pipeline file cannot be read; the message names the file and the reason."""
+
+
+# ---------------------------------------------------------------------------- stages
+
+
+@dataclass(eq=False)
+class Kernel:
+    """One kernel of a convolution stage.
+
+    ``weights`` is (kh, kw), shared by every incoming map, or (maps, kh, kw), one
+    per incoming map. The applied weights are ``weights / divisor`` (flipped in both
+    axes if ``flip``); ``bias`` is added after the sum (GIMP's offset).
+    """
+
+    weights: np.ndarray
+    bias: float = 0.0
+    divisor: float = 1.0
+    flip: bool = False
+    name: str = "kernel"
+
+    def __post_init__(self):
+        self.weights = np.array(self.weights, dtype=np.float64)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.weights.shape[-2:])
+
+    @property
+    def per_channel(self) -> bool:
+        return self.weights.ndim == 3
+
+    def effective(self) -> np.ndarray:
+        """The weights the convolution applies: divided, and flipped if asked."""
+        w = self.weights / self.divisor
+        return w[..., ::-1, ::-1] if self.flip else w
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "weights": self.weights.tolist(), "bias": self.bias,
+                "divisor": self.divisor, "flip": self.flip}
+
+
+@dataclass(eq=False)
+class ConvStage:
+    kernels: list[Kernel]
+    mode: str = "per_channel"
+    stride: Any = 1
+    padding: Any = "same"
+    padding_mode: str = "zeros"
+    cval: float = 0.0
+    dilation: Any = 1
+    kind = "conv"
+
+    def to_dict(self) -> dict:
+        return {"type": "conv", "mode": self.mode, "stride": _jsonable(self.stride),
+                "padding": _jsonable(self.padding), "padding_mode": self.padding_mode,
+                "cval": self.cval, "dilation": _jsonable(self.dilation),
+                "kernels": [k.to_dict() for k in self.kernels]}
+
+    def describe(self) -> str:
+        k = self.kernels[0].shape if self.kernels else (0, 0)
+        n = len(self.kernels)
+        what = "per channel" if self.mode == "per_channel" else "summed over channels"
+        pad = self.padding if isinstance(self.padding, str) else f"pad {_short(self.padding)}"
+        extra = [f"stride {_short(self.stride)}", pad]
+        if self.padding_mode != "zeros":
+            extra.append(self.padding_mode)
+        if pair(self.dilation, "dilation") != (1, 1):
+            extra.append(f"dilation {_short(self.dilation)}")
+        return (f"conv {n} kernel{'s' if n != 1 else ''} {k[0]}x{k[1]} {what}, "
+                + ", ".join(extra))
+
+
+@dataclass(eq=False)
+class ActivationStage:
+    function: str = "relu"
+    alpha: float = 0.01
+    kind = "activation"
+
+    def to_dict(self) -> dict:
+        return {"type": "activation", "function": self.function, "alpha": self.alpha}
+
+    def describe(self) -> str:
+        if self.function == "leaky_relu":
+            return f"leaky ReLU (alpha {self.alpha:g})"
+        return {"none": "no activation", "relu": "ReLU", "sigmoid": "sigmoid", "tanh": "tanh",
+                "abs": "absolute value"}.get(self.function, self.function)
+
+
+@dataclass(eq=False)
+class PoolStage:
+    mode: str = "max"
+    kernel_size: Any = 2
+    stride: Any = None
+    padding: Any = 0
+    dilation: Any = 1
+    ceil_mode: bool = False
+    count_include_pad: bool = True
+    kind = "pool"
+
+    def to_dict(self) -> dict:
+        return {"type": "pool", "mode": self.mode, "kernel_size": _jsonable(self.kernel_size),
+                "stride": _jsonable(self.stride), "padding": _jsonable(self.padding),
+                "dilation": _jsonable(self.dilation), "ceil_mode": self.ceil_mode,
+                "count_include_pad": self.count_include_pad}
+
+    def describe(self) -> str:
+        k = pair(self.kernel_size, "kernel_size")
+        s = k if self.stride is None else pair(self.stride, "stride")
+        text = f"{self.mode} pool {k[0]}x{k[1]}, stride {_short(s)}"
+        if pair(self.padding, "padding", minimum=0) != (0, 0):
+            text += f", pad {_short(self.padding)}"
+        if pair(self.dilation, "dilation") != (1, 1):
+            text += f", dilation {_short(self.dilation)}"
+        if self.ceil_mode:
+            text += ", ceil"
+        if self.mode == "avg" and not self.count_include_pad:
+            text += ", pad excluded"
+        return text
+
+
+Stage = ConvStage | ActivationStage | PoolStage
+
+
+def _short(v) -> str:
+    if isinstance(v, (tuple, list)):
+        if len(v) == 2 and all(isinstance(p, (tuple, list)) for p in v):
+            return f"{v[0][0]},{v[0][1]},{v[1][0]},{v[1][1]}"
+        if len(v) == 2 and v[0] == v[1]:
+            return str(v[0])
+        return "x".join(str(p) for p in v)
+    return str(v)
+
+
+def _jsonable(v):
+    if isinstance(v, tuple):
+        return [_jsonable(p) for p in v]
+    if isinstance(v, list):
+        return [_jsonable(p) for p in v]
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+def _tuplify(v):
+    if isinstance(v, list):
+        return tuple(_tuplify(p) for p in v)
+    return v
+
+
+@dataclass(eq=False)
+class Pipeline:
+    stages: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "version": VERSION,
+                "stages": [s.to_dict() for s in self.stages]}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1)
+
+    def copy(self) -> "Pipeline":
+        return pipeline_from_dict(self.to_dict())
+
+    def validate(self, input_shape) -> list[tuple[int, int, int]]:
+        """Check every stage against an input of shape (C, H, W).
+
+        Returns the (maps, H, W) after each stage; raises :class:`PipelineError`
+        naming the first bad stage and field.
+        """
+        shapes = []
+        shape = tuple(int(v) for v in input_shape)
+        for i, stage in enumerate(self.stages):
+            shape = stage_output_shape(i, stage, shape)
+            shapes.append(shape)
+        return shapes
+
+
+def default_pipeline() -> Pipeline:
+    """Edge-detect 3x3 per channel (same padding), ReLU, 2x2 max pool."""
+    edge = np.array([[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]], float)
+    return Pipeline([
+        ConvStage([Kernel(edge, name="outline")]),
+        ActivationStage("relu"),
+        PoolStage("max", 2),
+    ])
+
+
+# ------------------------------------------------------------------------ validation
+
+
+def _check_geometry(i, name, fn):
+    try:
+        return fn()
+    except (TypeError, ValueError) as exc:
+        raise PipelineError(i, name, str(exc)) from None
+
+
+def _validate_conv(i: int, st: ConvStage, maps: int):
+    if st.mode not in CONV_MODES:
+        raise PipelineError(i, "mode", f"must be one of {CONV_MODES}, got {st.mode!r}")
+    if not st.kernels:
+        raise PipelineError(i, "kernels", "a convolution stage needs at least one kernel")
+    if len(st.kernels) > MAX_KERNELS:
+        raise PipelineError(i, "kernels", f"at most {MAX_KERNELS} kernels, got {len(st.kernels)}")
+    if st.padding_mode not in PADDING_MODES:
+        raise PipelineError(i, "padding_mode",
+                            f"must be one of {PADDING_MODES}, got {st.padding_mode!r}")
+    if not np.isfinite(st.cval):
+        raise PipelineError(i, "cval", f"must be a finite number, got {st.cval!r}")
+    shape0 = st.kernels[0].shape
+    for k, ker in enumerate(st.kernels):
+        label = f"kernel {k + 1} ({ker.name})"
+        w = ker.weights
+        if w.ndim not in (2, 3) or 0 in w.shape:
+            raise PipelineError(i, label, f"weights must be (kh, kw) or (maps, kh, kw), got "
+                                          f"shape {w.shape}")
+        if max(w.shape[-2:]) > MAX_KERNEL_SIDE:
+            raise PipelineError(i, label, f"kernel {w.shape[-2]}x{w.shape[-1]} is larger than "
+                                          f"{MAX_KERNEL_SIDE}x{MAX_KERNEL_SIDE}")
+        if ker.shape != shape0:
+            raise PipelineError(i, label, f"all kernels of a stage must have one size: "
+                                          f"{ker.shape[0]}x{ker.shape[1]} vs "
+                                          f"{shape0[0]}x{shape0[1]}")
+        if not np.all(np.isfinite(w)):
+            bad = tuple(int(v) for v in np.argwhere(~np.isfinite(w))[0])
+            cell = f"row {bad[-2] + 1}, column {bad[-1] + 1}"
+            raise PipelineError(i, label, f"weight at {cell} is {w[bad]}, not a finite number")
+        if w.ndim == 3 and w.shape[0] != maps:
+            raise PipelineError(i, label, f"has {w.shape[0]} per-channel kernels but the stage "
+                                          f"receives {maps} maps")
+        if not np.isfinite(ker.bias):
+            raise PipelineError(i, label + " bias", f"must be a finite number, got {ker.bias!r}")
+        if not np.isfinite(ker.divisor) or ker.divisor == 0:
+            raise PipelineError(i, label + " divisor",
+                                f"must be a non-zero finite number, got {ker.divisor!r}")
+
+
+def stage_output_shape(i: int, st, shape) -> tuple[int, int, int]:
+    """(maps, H, W) after stage ``i`` given its input shape; raises PipelineError."""
+    maps, h, w = shape
+    if isinstance(st, ConvStage):
+        _validate_conv(i, st, maps)
+        stride = _check_geometry(i, "stride", lambda: pair(st.stride, "stride"))
+        dil = _check_geometry(i, "dilation", lambda: pair(st.dilation, "dilation"))
+        _check_geometry(i, "padding",
+                        lambda: resolve_padding(st.padding, st.kernels[0].shape, stride, dil,
+                                                (h, w)))
+        g = _check_geometry(i, "stride", lambda: conv_geometry(
+            (h, w), st.kernels[0].shape, stride, st.padding, dil))
+        if st.padding_mode == "reflect" and max(g[0].pad_before, g[0].pad_after) >= h or \
+                st.padding_mode == "reflect" and max(g[1].pad_before, g[1].pad_after) >= w:
+            raise PipelineError(i, "padding", f"reflect padding must be smaller than the "
+                                              f"{h}x{w} input")
+        out_maps = maps * len(st.kernels) if st.mode == "per_channel" else len(st.kernels)
+        return (out_maps, g[0].out, g[1].out)
+    if isinstance(st, ActivationStage):
+        if st.function not in ACTIVATIONS:
+            raise PipelineError(i, "function",
+                                f"must be one of {ACTIVATIONS}, got {st.function!r}")
+        if not np.isfinite(st.alpha):
+            raise PipelineError(i, "alpha", f"must be a finite number, got {st.alpha!r}")
+        return shape
+    if isinstance(st, PoolStage):
+        if st.mode not in POOL_MODES:
+            raise PipelineError(i, "mode", f"must be one of {POOL_MODES}, got {st.mode!r}")
+        _check_geometry(i, "kernel_size", lambda: pair(st.kernel_size, "kernel_size"))
+        if st.stride is not None:
+            _check_geometry(i, "stride", lambda: pair(st.stride, "stride"))
+        _check_geometry(i, "padding", lambda: pair(st.padding, "padding", minimum=0))
+        _check_geometry(i, "dilation", lambda: pair(st.dilation, "dilation"))
+        g = _check_geometry(i, "kernel_size", lambda: pool_geometry(
+            (h, w), st.kernel_size, st.stride, st.padding, st.dilation, st.ceil_mode))
+        return (maps, g[0].out, g[1].out)
+    raise PipelineError(i, "type", f"unknown stage {st!r}")
+
+
+def stage_formula(st, in_hw) -> str:
+    """Output-size arithmetic of a conv or pool stage with the actual numbers."""
+    if isinstance(st, ConvStage):
+        return explain_output_size(in_hw, st.kernels[0].shape, st.stride, st.padding,
+                                   st.dilation, kind="conv")
+    if isinstance(st, PoolStage):
+        return explain_output_size(in_hw, st.kernel_size, st.stride, st.padding, st.dilation,
+                                   kind="pool", ceil_mode=st.ceil_mode)
+    return f"D = {in_hw[0]}x{in_hw[1]} (unchanged)"
+
+
+# --------------------------------------------------------------------------- running
+
+
+def activate(x: np.ndarray, function: str, alpha: float = 0.01) -> np.ndarray:
+    """Apply an activation elementwise; returns a new array of ``x``'s dtype."""
+    if function == "none":
+        return x.copy()
+    if function == "relu":
+        return np.maximum(x, 0)
+    if function == "leaky_relu":
+        return np.where(x > 0, x, x * np.asarray(alpha, x.dtype))
+    if function == "sigmoid":
+        # stable both ways: 1/(1+exp(-x)) for x >= 0, exp(x)/(1+exp(x)) otherwise
+        e = np.exp(-np.abs(x))
+        return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+    if function == "tanh":
+        return np.tanh(x)
+    if function == "abs":
+        return np.abs(x)
+    raise ValueError(f"activation must be one of {ACTIVATIONS}, got {function!r}")
+
+
+@dataclass
+class StageResult:
+    """The maps a stage produced.
+
+    ``maps`` has shape (M, H, W); ``labels[m]`` names map ``m``; ``parents[m]`` lists
+    the indices of the input maps it was computed from; ``columns[m]`` is the display
+    column (the original channel it descends from, or the kernel index after a
+    summing stage).
+    """
+
+    index: int
+    stage: Any
+    maps: np.ndarray
+    labels: list[str]
+    parents: list[list[int]]
+    columns: list[int]
+    formula: str
+    seconds: float
+    key: str = ""
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.maps.shape)
+
+    @property
+    def name(self) -> str:
+        if self.index < 0:
+            return "input"
+        return f"stage {self.index + 1}: {self.stage.describe()}"
+
+
+@dataclass
+class PipelineResult:
+    input: StageResult
+    stages: list[StageResult]
+    error: PipelineError | None = None
+
+    def level(self, index: int) -> StageResult:
+        """Stage ``index`` (-1 is the input)."""
+        return self.input if index < 0 else self.stages[index]
+
+    @property
+    def output(self) -> StageResult:
+        return self.stages[-1] if self.stages else self.input
+
+    def all_maps(self):
+        """(level name, map label, map array) for every map, input first."""
+        for lvl in [self.input, *self.stages]:
+            for m, label in enumerate(lvl.labels):
+                yield lvl, label, lvl.maps[m]
+
+
+CHANNEL_NAMES = {1: ["gray"], 3: ["R", "G", "B"]}
+
+
+def input_level(image: np.ndarray) -> StageResult:
+    """The image (H, W, C) as the pipeline's level -1: maps (C, H, W)."""
+    img = np.asarray(image, dtype=np.float32)
+    if img.ndim == 2:
+        img = img[:, :, None]
+    if img.ndim != 3 or 0 in img.shape:
+        raise ValueError(f"image must have shape (H, W) or (H, W, C), got {np.shape(image)}")
+    c = img.shape[2]
+    names = CHANNEL_NAMES.get(c, [f"ch {i}" for i in range(c)])
+    maps = np.ascontiguousarray(img.transpose(2, 0, 1))
+    return StageResult(-1, None, maps, names, [[] for _ in range(c)], list(range(c)),
+                       "", 0.0, key=_image_key(image))
+
+
+def _run_stage(i: int, st, prev: StageResult) -> StageResult:
+    x = prev.maps
+    m_in = x.shape[0]
+    t0 = time.perf_counter()
+    if isinstance(st, ConvStage):
+        kernels = st.kernels
+        nk = len(kernels)
+        if st.mode == "per_channel":
+            w = np.empty((m_in * nk, 1) + kernels[0].shape, np.float32)
+            for k, ker in enumerate(kernels):
+                eff = ker.effective()
+                w[k::nk, 0] = eff if eff.ndim == 3 else eff[None]
+            bias = np.tile([ker.bias for ker in kernels], m_in).astype(np.float32)
+            y = conv2d(x, w, bias, stride=st.stride, padding=st.padding, dilation=st.dilation,
+                       groups=m_in, padding_mode=st.padding_mode, cval=st.cval)
+            labels = [f"{prev.labels[m]} * {kernels[k].name}" for m in range(m_in)
+                      for k in range(nk)]
+            parents = [[m] for m in range(m_in) for _ in range(nk)]
+            columns = [prev.columns[m] for m in range(m_in) for _ in range(nk)]
+        else:
+            w = np.empty((nk, m_in) + kernels[0].shape, np.float32)
+            for k, ker in enumerate(kernels):
+                w[k] = ker.effective()  # broadcasts a shared 2-D kernel over the maps
+            bias = np.array([ker.bias for ker in kernels], np.float32)
+            y = conv2d(x, w, bias, stride=st.stride, padding=st.padding, dilation=st.dilation,
+                       padding_mode=st.padding_mode, cval=st.cval)
+            labels = [f"sum * {ker.name}" for ker in kernels]
+            parents = [list(range(m_in)) for _ in range(nk)]
+            columns = list(range(nk))
+    elif isinstance(st, ActivationStage):
+        y = activate(x, st.function, st.alpha)
+        labels = [f"{st.function}({lab})" for lab in prev.labels]
+        parents = [[m] for m in range(m_in)]
+        columns = list(prev.columns)
+    else:
+        y = pool2d(x, st.kernel_size, st.stride, padding=st.padding, dilation=st.dilation,
+                   mode=st.mode, ceil_mode=st.ceil_mode, count_include_pad=st.count_include_pad)
+        labels = [f"{st.mode}pool({lab})" for lab in prev.labels]
+        parents = [[m] for m in range(m_in)]
+        columns = list(prev.columns)
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    return StageResult(i, st, y, labels, parents, columns, stage_formula(st, x.shape[1:]),
+                       time.perf_counter() - t0)
+
+
+def run(image, pipeline: Pipeline, *, previous: PipelineResult | None = None,
+        progress: Callable[[int, int], bool | None] | None = None) -> PipelineResult:
+    """Run ``pipeline`` on ``image`` (H, W, C) and return every intermediate map.
+
+    Parameters
+    ----------
+    previous : PipelineResult, optional
+        A result of an earlier run on the same image: stages whose settings and
+        upstream are unchanged are reused instead of recomputed (live editing).
+    progress : callable(done, total) -> bool, optional
+        Called before each stage; returning False cancels the run (the result then
+        holds the stages finished so far and ``error`` is None).
+
+    A stage that fails validation ends the run; the result keeps the stages before
+    it and ``error`` holds the :class:`PipelineError`.
+    """
+    key = _image_key(image)
+    inp = previous.input if previous is not None and previous.input.key == key \
+        else input_level(image)
+    levels: list[StageResult] = []
+    prev = inp
+    reuse = previous is not None and previous.input is inp
+    upstream = key
+    for i, st in enumerate(pipeline.stages):
+        if progress is not None and progress(i, len(pipeline.stages)) is False:
+            return PipelineResult(inp, levels, None)
+        key = upstream + "|" + json.dumps(st.to_dict(), sort_keys=True)
+        if reuse and i < len(previous.stages) and previous.stages[i].key == key:
+            res = previous.stages[i]
+        else:
+            reuse = False
+            try:
+                stage_output_shape(i, st, prev.shape)
+                res = _run_stage(i, st, prev)
+            except PipelineError as exc:
+                return PipelineResult(inp, levels, exc)
+            res.key = key
+        levels.append(res)
+        prev = res
+        upstream = key
+    if progress is not None:
+        progress(len(pipeline.stages), len(pipeline.stages))
+    return PipelineResult(inp, levels, None)
+
+
+def _image_key(image) -> str:
+    """Identity of an image array (the app never mutates an image it has shown)."""
+    a = np.asarray(image)
+    return f"image:{id(image)}:{a.shape}:{a.__array_interface__['data'][0]}"
+
+
+# ------------------------------------------------------------------------------ JSON
+
+
+def _expect(cond, where, message):
+    if not cond:
+        raise ValueError(f"{where}: {message}")
+
+
+def _stage_from_dict(i: int, d) -> Any:
+    where = f"stage {i + 1}"
+    _expect(isinstance(d, dict), where, f"must be an object, got {type(d).__name__}")
+    kind = d.get("type")
+    allowed = {"conv": {"type", "mode", "stride", "padding", "padding_mode", "cval", "dilation",
+                        "kernels"},
+               "activation": {"type", "function", "alpha"},
+               "pool": {"type", "mode", "kernel_size", "stride", "padding", "dilation",
+                        "ceil_mode", "count_include_pad"}}
+    _expect(kind in allowed, where, f"unknown stage type {kind!r} (expected conv, activation "
+                                    f"or pool)")
+    extra = set(d) - allowed[kind]
+    _expect(not extra, where, f"unknown field(s) {sorted(extra)}")
+    if kind == "conv":
+        kernels = d.get("kernels")
+        _expect(isinstance(kernels, list) and kernels, where, "'kernels' must be a non-empty "
+                                                              "list")
+        ks = []
+        for k, kd in enumerate(kernels):
+            kw = f"{where} kernel {k + 1}"
+            _expect(isinstance(kd, dict) and "weights" in kd, kw, "must be an object with "
+                                                                  "'weights'")
+            extra = set(kd) - {"name", "weights", "bias", "divisor", "flip"}
+            _expect(not extra, kw, f"unknown field(s) {sorted(extra)}")
+            try:
+                arr = np.array(kd["weights"], dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(f"{kw}: weights must be a rectangular array of numbers") \
+                    from None
+            _expect(arr.ndim in (2, 3), kw, f"weights must be 2-D or 3-D, got shape "
+                                            f"{arr.shape}")
+            for fname in ("bias", "divisor"):
+                v = kd.get(fname, 0.0 if fname == "bias" else 1.0)
+                _expect(isinstance(v, (int, float)) and not isinstance(v, bool), kw,
+                        f"{fname} must be a number, got {v!r}")
+            _expect(isinstance(kd.get("flip", False), bool), kw, "flip must be true or false")
+            _expect(isinstance(kd.get("name", "kernel"), str), kw, "name must be a string")
+            ks.append(Kernel(arr, float(kd.get("bias", 0.0)), float(kd.get("divisor", 1.0)),
+                             kd.get("flip", False), kd.get("name", f"kernel {k + 1}")))
+        st = ConvStage(ks, d.get("mode", "per_channel"), _tuplify(d.get("stride", 1)),
+                       _tuplify(d.get("padding", "same")), d.get("padding_mode", "zeros"),
+                       float(d.get("cval", 0.0)), _tuplify(d.get("dilation", 1)))
+    elif kind == "activation":
+        st = ActivationStage(d.get("function", "relu"), float(d.get("alpha", 0.01)))
+    else:
+        st = PoolStage(d.get("mode", "max"), _tuplify(d.get("kernel_size", 2)),
+                       _tuplify(d.get("stride")), _tuplify(d.get("padding", 0)),
+                       _tuplify(d.get("dilation", 1)), bool(d.get("ceil_mode", False)),
+                       bool(d.get("count_include_pad", True)))
+    return st
+
+
+def pipeline_from_dict(d) -> Pipeline:
+    """Build a pipeline from its JSON dict; raises ValueError naming the bad part."""
+    _expect(isinstance(d, dict), "file", "top level must be a JSON object")
+    _expect(d.get("format") == FORMAT, "file", f"not a ConvScope pipeline (format is "
+                                               f"{d.get('format')!r})")
+    ver = d.get("version")
+    _expect(isinstance(ver, int), "file", f"version must be an integer, got {ver!r}")
+    _expect(ver <= VERSION, "file", f"version {ver} is newer than this ConvScope reads "
+                                    f"({VERSION})")
+    stages = d.get("stages")
+    _expect(isinstance(stages, list), "file", "'stages' must be a list")
+    pipe = Pipeline([_stage_from_dict(i, s) for i, s in enumerate(stages)])
+    # static checks that don't need an image (kernels, modes, numbers)
+    for i, st in enumerate(pipe.stages):
+        try:
+            stage_output_shape(i, st, (_per_channel_maps(st), 1 << 14, 1 << 14))
+        except PipelineError as exc:
+            raise ValueError(str(exc)) from None
+    return pipe
+
+
+def _per_channel_maps(st) -> int:
+    if isinstance(st, ConvStage):
+        for k in st.kernels:
+            if k.weights.ndim == 3:
+                return k.weights.shape[0]
+    return 3
+
+
+def load_pipeline(source) -> Pipeline:
+    """Read a pipeline from a path or a JSON string/bytes.
+
+    Raises :class:`PipelineFileError` naming the file and what is wrong (bad JSON
+    with its line and column, wrong format or version, a bad stage or field).
+    """
+    name = "<text>"
+    if isinstance(source, (str, os.PathLike)) and not str(source).lstrip().startswith("{"):
+        name = os.fspath(source)
+        try:
+            with open(name, "rb") as fh:
+                data = fh.read(16 << 20 + 1)
+        except OSError as exc:
+            raise PipelineFileError(f"cannot read pipeline '{name}': {exc.strerror or exc}") \
+                from None
+        if len(data) > 16 << 20:
+            raise PipelineFileError(f"cannot read pipeline '{name}': larger than 16 MiB")
+    else:
+        data = source.encode() if isinstance(source, str) else bytes(source)
+    try:
+        d = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise PipelineFileError(f"cannot read pipeline '{name}': not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise PipelineFileError(f"cannot read pipeline '{name}': invalid JSON at line "
+                                f"{exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    try:
+        return pipeline_from_dict(d)
+    except (ValueError, TypeError) as exc:
+        raise PipelineFileError(f"cannot read pipeline '{name}': {exc}") from None
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder + rename)."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+                               dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def save_pipeline(path, pipeline: Pipeline) -> None:
+    """Write ``pipeline`` as versioned JSON, atomically."""
+    atomic_write_bytes(path, pipeline.to_json().encode("utf-8"))
+
+
+def with_stage(pipeline: Pipeline, index: int, stage) -> Pipeline:
+    """A copy of ``pipeline`` with stage ``index`` replaced."""
+    stages = list(pipeline.stages)
+    stages[index] = stage
+    return replace(pipeline, stages=stages)
