@@ -12,31 +12,16 @@ Exit status: 0 on success, 2 for bad input (image, pipeline, geometry).
 from __future__ import annotations
 
 import argparse
-import io
-import json
 import os
-import re
 import sys
 import time
 
-import numpy as np
-
-from .image import ImageLoadError, load_image, save_image
+from .export import export_maps
+from .image import ImageLoadError, load_image
 from .memory import reuse_large_allocations
-from .pipeline import (PipelineFileError, atomic_write_bytes, default_pipeline, load_pipeline,
-                       run)
+from .pipeline import PipelineFileError, default_pipeline, load_pipeline, run
 
 PROGRESS_MIN_PIXELS = 4_000_000
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", name).strip("_") or "map"
-
-
-def _save_npy(path: str, arr: np.ndarray) -> None:
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(arr, dtype=np.float32), allow_pickle=False)
-    atomic_write_bytes(path, buf.getvalue())
 
 
 def main(argv=None) -> int:
@@ -75,31 +60,15 @@ def main(argv=None) -> int:
     if res.error is not None:
         print(f"convscope-run: {res.error}", file=sys.stderr)
         return 2
-    os.makedirs(args.out, exist_ok=True)
-    index = []
-    levels = [res.input, *res.stages]
-    n_total = sum(len(lvl.labels) for lvl in levels)
-    done = 0
-    for li, lvl in enumerate(levels):
-        prefix = "input" if lvl.index < 0 else f"stage{lvl.index + 1}"
-        for m, label in enumerate(lvl.labels):
-            base = f"{li:02d}_{prefix}_{m:02d}_{_safe(label)}"
-            arr = lvl.maps[m]
-            vmin, vmax = save_image(os.path.join(args.out, base + ".png"), arr, bits=args.bits)
-            _save_npy(os.path.join(args.out, base + ".npy"), arr)
-            index.append({"level": lvl.index, "stage": lvl.name, "map": m, "label": label,
-                          "shape": list(arr.shape), "png": base + ".png", "npy": base + ".npy",
-                          "png_range": [vmin, vmax], "min": float(arr.min()),
-                          "max": float(arr.max()), "mean": float(arr.mean())})
-            done += 1
-            if show_progress:
-                print(f"\r  writing maps {done}/{n_total}", end="", file=sys.stderr, flush=True)
+    def write_progress(done, total):
+        if show_progress:
+            print(f"\r  writing maps {done}/{total}", end="", file=sys.stderr, flush=True)
+        return True
+
+    index = export_maps(res, args.out, bits=args.bits, pipeline=pipe,
+                        source=os.path.abspath(args.image), progress=write_progress)
     if show_progress:
         print(file=sys.stderr)
-    atomic_write_bytes(os.path.join(args.out, "maps.json"),
-                       json.dumps({"image": os.path.abspath(args.image),
-                                   "pipeline": pipe.to_dict(), "maps": index},
-                                  indent=1).encode())
     print(f"wrote {len(index)} maps (PNG + .npy) to {args.out}")
     return 0
 

@@ -1,0 +1,1 @@
+"""ConvScope's desktop GUI (PyQt6 + pyqtgraph) over :mod:`core`."""

@@ -1,0 +1,173 @@
+"""Running the pipeline off the UI thread: coalesced requests, stale results dropped.
+
+:class:`PipelineRunner` owns one worker thread. ``request(image, pipeline)`` may be
+called on every keystroke: if the worker is idle the run starts at once (on the next
+event-loop turn, so a burst of edits in one turn becomes one run); if it is busy, only
+the newest request is kept and starts when the current run ends. A run that has
+become stale stops between stages (core.pipeline.run's progress callback) and its
+result is never shown. The worker also prepares what the grid shows (block-averaged
+previews and statistics), so the UI thread only hands arrays to pyqtgraph.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+
+import numpy as np
+from PyQt6.QtCore import QObject, QThread, QTimer, pyqtSignal, pyqtSlot
+
+from core.display import map_stats, preview, preview_factor
+from core.pipeline import PipelineResult, run
+
+
+@dataclass
+class DisplayLevel:
+    previews: list      # (h, w) float32 per map (block-averaged if large)
+    factor: int         # preview block size
+    stats: list         # MapStats per map (of the full-resolution map)
+
+
+@dataclass
+class RunOutput:
+    seq: int
+    result: PipelineResult
+    levels: list        # DisplayLevel per level, input first
+    seconds: float      # compute time in the worker
+    cancelled: bool = False
+
+
+class _Worker(QObject):
+    finished = pyqtSignal(object)
+    failed = pyqtSignal(int, str)
+    progress = pyqtSignal(int, int, int)
+
+    def __init__(self, latest):
+        super().__init__()
+        self._latest = latest  # callable -> newest requested seq
+        self._previous: PipelineResult | None = None
+        self._display_cache: dict[str, DisplayLevel] = {}
+
+    @pyqtSlot(int, object, object)
+    def compute(self, seq, image, pipeline):
+        t0 = time.perf_counter()
+        try:
+            cancelled = False
+
+            def progress(done, total):
+                nonlocal cancelled
+                if self._latest() != seq:
+                    cancelled = True
+                    return False
+                self.progress.emit(seq, done, total)
+                return True
+
+            res = run(image, pipeline, previous=self._previous, progress=progress)
+            if cancelled:
+                self.finished.emit(RunOutput(seq, res, [], time.perf_counter() - t0, True))
+                return
+            self._previous = res
+            levels = [self._display(lvl) for lvl in [res.input, *res.stages]]
+            self._display_cache = {lvl.key: d for lvl, d in
+                                   zip([res.input, *res.stages], levels)}
+            self.finished.emit(RunOutput(seq, res, levels, time.perf_counter() - t0))
+        except Exception as exc:  # a bug, not bad input: report it, keep the window alive
+            traceback.print_exc()
+            self.failed.emit(seq, f"{type(exc).__name__}: {exc}")
+
+    def _display(self, lvl) -> DisplayLevel:
+        cached = self._display_cache.get(lvl.key)
+        if cached is not None:
+            return cached
+        f = preview_factor(lvl.maps.shape)
+        return DisplayLevel([preview(m, f) for m in lvl.maps], f,
+                            [map_stats(m) for m in lvl.maps])
+
+
+class PipelineRunner(QObject):
+    """Runs pipelines in a worker thread; emits ``resultReady(RunOutput)`` for fresh runs."""
+
+    resultReady = pyqtSignal(object)
+    failed = pyqtSignal(str)
+    progress = pyqtSignal(int, int)
+    busyChanged = pyqtSignal(bool)
+    _start = pyqtSignal(int, object, object)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._seq = 0
+        self._lock = threading.Lock()
+        self._running: int | None = None
+        self._pending = None
+        self._thread = QThread()
+        self._thread.setObjectName("convscope-pipeline")
+        self._worker = _Worker(self.latest)
+        self._worker.moveToThread(self._thread)
+        self._start.connect(self._worker.compute)
+        self._worker.finished.connect(self._on_finished)
+        self._worker.failed.connect(self._on_failed)
+        self._worker.progress.connect(self._on_progress)
+        self._thread.start()
+        self._kick = QTimer(self)
+        self._kick.setSingleShot(True)
+        self._kick.setInterval(0)
+        self._kick.timeout.connect(self._dispatch)
+
+    def latest(self) -> int:
+        with self._lock:
+            return self._seq
+
+    @property
+    def busy(self) -> bool:
+        return self._running is not None
+
+    def request(self, image: np.ndarray, pipeline) -> int:
+        """Ask for a run; returns its sequence number. Older pending requests are dropped."""
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
+        self._pending = (seq, image, pipeline.copy())
+        if self._running is None:
+            self._kick.start()
+        return seq
+
+    def _dispatch(self):
+        if self._running is not None or self._pending is None:
+            return
+        seq, image, pipeline = self._pending
+        self._pending = None
+        self._running = seq
+        self.busyChanged.emit(True)
+        self._start.emit(seq, image, pipeline)
+
+    def _done(self):
+        self._running = None
+        if self._pending is not None:
+            self._dispatch()
+        else:
+            self.busyChanged.emit(False)
+
+    def _on_finished(self, out: RunOutput):
+        fresh = out.seq == self.latest() and not out.cancelled
+        self._done()
+        if fresh:
+            self.resultReady.emit(out)
+
+    def _on_failed(self, seq: int, message: str):
+        self._done()
+        if seq == self.latest():
+            self.failed.emit(message)
+
+    def _on_progress(self, seq, done, total):
+        if seq == self.latest():
+            self.progress.emit(done, total)
+
+    def shutdown(self):
+        """Stop the worker thread (waits for the current stage to end)."""
+        with self._lock:
+            self._seq += 1  # makes any running job stale: it stops at the next stage
+        self._pending = None
+        self._thread.quit()
+        self._thread.wait(10_000)

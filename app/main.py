@@ -1,0 +1,91 @@
+"""Entry point: ``convscope [--image PATH] [--pipeline FILE] [--screenshot OUT.png --size WxH]``.
+
+With ``--screenshot`` the window is rendered offscreen once the pipeline result is on
+screen, saved as PNG, and the program exits (for docs, bug reports and tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 1280x800, got {text!r}") from None
+    if not (320 <= w <= 8192 and 240 <= h <= 8192):
+        raise argparse.ArgumentTypeError(f"size {w}x{h} is outside 320x240..8192x8192")
+    return w, h
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(prog="convscope", description="See convolution and pooling.")
+    ap.add_argument("image_pos", nargs="?", help=argparse.SUPPRESS)
+    ap.add_argument("--image", help="image to open (default: a bundled sample photo)")
+    ap.add_argument("--pipeline", help="pipeline JSON to load")
+    ap.add_argument("--screenshot", metavar="OUT.png", help="render offscreen, save, exit")
+    ap.add_argument("--size", type=_size, default=(1280, 800), help="window size WxH")
+    ap.add_argument("--view", choices=["main", "train", "inspect"], default="main",
+                    help="which view to show")
+    ap.add_argument("--model", help="trained model (.npz) for the train/inspect views")
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.screenshot and "QT_QPA_PLATFORM" not in os.environ:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    import pyqtgraph as pg
+    from PyQt6.QtCore import QTimer
+    from PyQt6.QtWidgets import QApplication
+
+    from core.memory import reuse_large_allocations
+
+    from .window import SAMPLE_IMAGE, MainWindow
+
+    reuse_large_allocations()
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("ConvScope")
+    win = MainWindow()
+    win.resize(*args.size)
+    image = args.image or args.image_pos or str(SAMPLE_IMAGE)
+    if args.pipeline and not win.load_pipeline_file(args.pipeline):
+        print(f"convscope: {win.message.text()}", file=sys.stderr)
+        if args.screenshot:
+            return 2
+    status = {"code": 0}
+    if args.screenshot:
+        out_path = args.screenshot
+
+        def shoot(*_):
+            # let the layout settle before grabbing
+            QTimer.singleShot(150, lambda: _save_screenshot(win, out_path, status, app))
+
+        win.resultShown.connect(shoot)
+        QTimer.singleShot(60_000, lambda: (print("convscope: timed out waiting for the result",
+                                                 file=sys.stderr), app.exit(3)))
+    win.show()
+    win.load_image_file(image, wait=True)
+    if win.image is None:
+        print(f"convscope: {win.message.text()}", file=sys.stderr)
+        if args.screenshot:
+            return 2
+    rc = app.exec()
+    return status["code"] or rc
+
+
+def _save_screenshot(win, path, status, app):
+    pix = win.grab()
+    tmp = f"{path}.tmp.png"
+    if not pix.save(tmp, "PNG"):
+        print(f"convscope: cannot write {path}", file=sys.stderr)
+        status["code"] = 2
+    else:
+        os.replace(tmp, path)
+        print(f"saved {pix.width()}x{pix.height()} screenshot to {path}")
+    win.close()
+    app.quit()

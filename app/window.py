@@ -1,0 +1,523 @@
+"""The main window: wires the image, the pipeline editor, the grid and the explanation.
+
+The window owns no computation: core computes (in :class:`app.compute.PipelineRunner`'s
+worker thread), the panels edit, the grid shows.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+from PyQt6.QtCore import QBuffer, QIODevice, QObject, QSettings, Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QAction, QGuiApplication, QKeySequence
+from PyQt6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel,
+                             QMainWindow, QProgressBar, QPushButton, QSlider, QToolBar,
+                             QVBoxLayout, QWidget)
+
+from core.export import export_maps
+from core.image import ImageLoadError, load_image
+from core.pipeline import (Pipeline, PipelineFileError, atomic_write_bytes, default_pipeline,
+                           load_pipeline, save_pipeline)
+from core.explain import explain
+from core.kernels import format_kernel
+
+from .compute import PipelineRunner, RunOutput
+from .explain_panel import ExplainPanel
+from .grid import COLORMAPS, FeatureGrid
+from .pipeline_panel import PipelinePanel
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+SAMPLE_IMAGE = ASSETS / "chelsea.png"
+MAX_RECENT = 8
+PROGRESS_DELAY_MS = 300
+
+
+class MessageBar(QWidget):
+    """A dismissable one-line message above the grid (errors in red, info in blue)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(8, 4, 8, 4)
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QPushButton("✕")
+        close.setFlat(True)
+        close.setFixedWidth(28)
+        close.clicked.connect(self.hide)
+        lay.addWidget(self.label, 1)
+        lay.addWidget(close)
+        self.hide()
+
+    def show_message(self, text: str, error: bool = True):
+        color, bg = ("#8a1c1c", "#fde8e8") if error else ("#1c4f8a", "#e8f0fd")
+        self.setStyleSheet(f"background: {bg}; color: {color}; border-radius: 4px;")
+        self.label.setText(text)
+        self.show()
+
+    def text(self) -> str:
+        return self.label.text() if self.isVisible() else ""
+
+
+class _Background(QObject):
+    """Runs a function in a Python thread and reports back on the UI thread."""
+
+    done = pyqtSignal(object, object)     # token, result
+    failed = pyqtSignal(object, object)   # token, exception
+    progress = pyqtSignal(int, int)
+
+    def start(self, token, fn, *args):
+        def target():
+            try:
+                self.done.emit(token, fn(*args))
+            except Exception as exc:  # reported to the user by the slot
+                self.failed.emit(token, exc)
+        threading.Thread(target=target, daemon=True, name="convscope-io").start()
+
+
+class MainWindow(QMainWindow):
+    imageLoaded = pyqtSignal(str)
+    resultShown = pyqtSignal(object)
+    exported = pyqtSignal(str)
+
+    def __init__(self, settings: QSettings | None = None, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("ConvScope")
+        self.setAcceptDrops(True)
+        self.settings = settings if settings is not None else QSettings("ConvScope", "ConvScope")
+        self.image: np.ndarray | None = None
+        self.image_name = ""
+        self.output: RunOutput | None = None
+        self.selected = None  # (level, map, row, col) of the explained pixel
+        self._load_token = 0
+
+        self.runner = PipelineRunner(self)
+        self.runner.resultReady.connect(self._on_result)
+        self.runner.failed.connect(lambda msg: self.message.show_message(f"Internal error: {msg}"))
+        self.runner.busyChanged.connect(self._on_busy)
+        self.runner.progress.connect(self._on_progress)
+        self._bg = _Background(self)
+        self._bg.done.connect(self._on_background_done)
+        self._bg.failed.connect(self._on_background_failed)
+        self._bg.progress.connect(self._on_progress)
+
+        self.grid = FeatureGrid()
+        self.grid.hovered.connect(self._on_hover)
+        self.grid.clicked.connect(self._on_click)
+        self.message = MessageBar()
+        central = QWidget()
+        cl = QVBoxLayout(central)
+        cl.setContentsMargins(4, 4, 4, 4)
+        cl.setSpacing(4)
+        cl.addWidget(self.message)
+        cl.addWidget(self.grid, 1)
+        self.setCentralWidget(central)
+
+        self.panel = PipelinePanel()
+        self.panel.pipelineChanged.connect(self._on_pipeline_edited)
+        dock = QDockWidget("Pipeline", self)
+        dock.setObjectName("pipeline-dock")
+        dock.setWidget(self.panel)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        self.explain_panel = ExplainPanel()
+        edock = QDockWidget("Explain a pixel", self)
+        edock.setObjectName("explain-dock")
+        edock.setWidget(self.explain_panel)
+        edock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, edock)
+        self.resizeDocks([dock, edock], [380, 420], Qt.Orientation.Horizontal)
+
+        self._make_actions()
+        self._make_toolbar()
+        self._make_statusbar()
+        self.panel.set_pipeline(default_pipeline())
+
+    # ------------------------------------------------------------------ chrome
+    def _action(self, text, slot, shortcut=None, tip=""):
+        act = QAction(text, self)
+        if shortcut is not None:
+            act.setShortcut(QKeySequence(shortcut))
+        act.setStatusTip(tip)
+        act.triggered.connect(slot)
+        self.addAction(act)
+        return act
+
+    def _make_actions(self):
+        mb = self.menuBar()
+        fm = mb.addMenu("&File")
+        self.act_open = self._action("&Open image…", self.open_dialog, QKeySequence.StandardKey.Open,
+                                     "Open an image file")
+        fm.addAction(self.act_open)
+        self.recent_menu = fm.addMenu("Open &recent")
+        self.act_paste = self._action("&Paste image", self.paste, QKeySequence.StandardKey.Paste,
+                                      "Paste image data, or a file path, from the clipboard")
+        fm.addAction(self.act_paste)
+        fm.addSeparator()
+        fm.addAction(self._action("&Load pipeline…", self.load_pipeline_dialog, "Ctrl+L"))
+        fm.addAction(self._action("&Save pipeline…", self.save_pipeline_dialog,
+                                  QKeySequence.StandardKey.Save))
+        fm.addAction(self._action("Save selected &kernel…", self.save_kernel_dialog))
+        fm.addSeparator()
+        fm.addAction(self._action("&Export maps (PNG + npy)…", self.export_maps_dialog, "Ctrl+E"))
+        fm.addAction(self._action("Export grid as &sheet (PNG)…", self.export_sheet_dialog,
+                                  "Ctrl+Shift+E"))
+        fm.addSeparator()
+        fm.addAction(self._action("&Quit", self.close, QKeySequence.StandardKey.Quit))
+        vm = mb.addMenu("&View")
+        vm.addAction(self._action("&Reset zoom", lambda: self.grid.reset_view(), "Ctrl+0"))
+        self._update_recent_menu()
+
+    def _make_toolbar(self):
+        tb = QToolBar("Display")
+        tb.setObjectName("display-toolbar")
+        tb.setMovable(False)
+        self.addToolBar(tb)
+        tb.addAction(self.act_open)
+        tb.addAction(self.act_paste)
+        tb.addSeparator()
+        tb.addWidget(QLabel(" Colormap "))
+        self.cmap_box = QComboBox()
+        self.cmap_box.addItems(list(COLORMAPS))
+        self.cmap_box.setToolTip("auto: gray for images and non-negative maps, a diverging map "
+                                 "(blue < 0 < red) for signed maps")
+        self.cmap_box.currentTextChanged.connect(self._on_display_option)
+        tb.addWidget(self.cmap_box)
+        tb.addWidget(QLabel("  Scale "))
+        self.scale_box = QComboBox()
+        self.scale_box.addItems(["stage", "map", "global"])
+        self.scale_box.setToolTip("Value range shared by all maps of a stage, each map on its "
+                                  "own, or one range for every stage")
+        self.scale_box.currentTextChanged.connect(self._on_display_option)
+        tb.addWidget(self.scale_box)
+        tb.addWidget(QLabel("  Map size "))
+        self.size_slider = QSlider(Qt.Orientation.Horizontal)
+        self.size_slider.setRange(120, 480)
+        self.size_slider.setValue(self.grid.map_width)
+        self.size_slider.setFixedWidth(120)
+        self.size_slider.valueChanged.connect(self.grid.set_map_width)
+        tb.addWidget(self.size_slider)
+
+    def _make_statusbar(self):
+        sb = self.statusBar()
+        self.hover_label = QLabel("Hover a map to read values; click a pixel to explain it.")
+        self.timing_label = QLabel()
+        self.progress = QProgressBar()
+        self.progress.setFixedWidth(160)
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        sb.addWidget(self.hover_label, 1)
+        sb.addPermanentWidget(self.timing_label)
+        sb.addPermanentWidget(self.progress)
+        self._progress_timer = QTimer(self)
+        self._progress_timer.setSingleShot(True)
+        self._progress_timer.setInterval(PROGRESS_DELAY_MS)
+        self._progress_timer.timeout.connect(self.progress.show)
+
+    # ------------------------------------------------------------------ images
+    def set_image(self, image: np.ndarray, name: str):
+        """Show a new image (H, W, C float32 in [0, 1]) and recompute."""
+        self.image = image
+        self.image_name = name
+        self.selected = None
+        self.explain_panel.clear()
+        h, w, c = image.shape
+        self.setWindowTitle(f"ConvScope — {os.path.basename(name)} ({w}x{h}, {c} ch)")
+        self.recompute()
+        self.imageLoaded.emit(name)
+
+    def load_image_file(self, path: str, *, wait: bool = False) -> None:
+        """Load an image file off the UI thread; errors keep the current image."""
+        self._load_token += 1
+        token = ("image", self._load_token, str(path))
+        if wait:
+            try:
+                self._on_background_done(token, load_image(path))
+            except ImageLoadError as exc:
+                self._on_background_failed(token, exc)
+            return
+        self.statusBar().showMessage(f"Loading {path}…")
+        self._bg.start(token, load_image, str(path))
+
+    def _on_background_done(self, token, value):
+        kind = token[0]
+        if kind == "image":
+            if token[1] != self._load_token:
+                return  # a newer load was asked for
+            self.statusBar().clearMessage()
+            self.message.hide()
+            self.set_image(value, token[2])
+            if not token[2].startswith("<"):
+                self._add_recent(token[2])
+        elif kind == "export":
+            self._on_progress(1, 1)
+            self._on_busy(False)
+            self.message.show_message(f"Exported {len(value)} maps to {token[1]}", error=False)
+            self.exported.emit(token[1])
+
+    def _on_background_failed(self, token, exc):
+        self.statusBar().clearMessage()
+        if token[0] == "image":
+            if token[1] != self._load_token:
+                return
+            self.message.show_message(f"{exc}. The current image is kept.")
+        else:
+            self._on_busy(False)
+            self.message.show_message(f"Export failed: {exc}")
+
+    def open_dialog(self):
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open image", str(self._last_dir()),
+            "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp *.ppm *.pgm);;All files (*)")
+        if path:
+            self.load_image_file(path)
+
+    def paste(self):
+        """Paste image data, or a path/URL of an image or pipeline file."""
+        md = QGuiApplication.clipboard().mimeData()
+        if md is None:
+            return
+        if md.hasImage():
+            qimg = QGuiApplication.clipboard().image()
+            buf = QBuffer()
+            buf.open(QIODevice.OpenModeFlag.WriteOnly)
+            qimg.save(buf, "PNG")
+            self._load_token += 1
+            token = ("image", self._load_token, "<pasted image>")
+            self._bg.start(token, load_image, bytes(buf.data()))
+            return
+        paths = [u.toLocalFile() for u in md.urls() if u.isLocalFile()] if md.hasUrls() else []
+        if not paths and md.hasText():
+            text = md.text().strip().strip('"')
+            if text.startswith("file://"):
+                from PyQt6.QtCore import QUrl
+                text = QUrl(text).toLocalFile()
+            paths = [text] if text else []
+        if paths:
+            self.open_path(paths[0])
+        else:
+            self.message.show_message("The clipboard holds no image and no file path.")
+
+    def open_path(self, path: str):
+        """Open a dropped/pasted path: a pipeline .json or an image."""
+        if path.lower().endswith(".json"):
+            self.load_pipeline_file(path)
+        elif os.path.isdir(path):
+            self.message.show_message(f"'{path}' is a folder, not an image. "
+                                      f"The current image is kept.")
+        else:
+            self.load_image_file(path)
+
+    # drag and drop
+    def dragEnterEvent(self, ev):
+        md = ev.mimeData()
+        if md.hasUrls() or md.hasImage():
+            ev.acceptProposedAction()
+
+    def dropEvent(self, ev):
+        md = ev.mimeData()
+        paths = [u.toLocalFile() for u in md.urls() if u.isLocalFile()]
+        if paths:
+            self.open_path(paths[0])
+            ev.acceptProposedAction()
+        elif md.hasUrls():
+            self.message.show_message("Only local files can be dropped here.")
+        elif md.hasImage():
+            self.paste()
+
+    # ------------------------------------------------------------------ recent
+    def _recent(self) -> list[str]:
+        val = self.settings.value("recent", [])
+        if isinstance(val, str):
+            val = [val]
+        return [str(v) for v in (val or [])]
+
+    def _add_recent(self, path: str):
+        path = os.path.abspath(path)
+        items = [path] + [p for p in self._recent() if p != path]
+        self.settings.setValue("recent", items[:MAX_RECENT])
+        self.settings.setValue("last_dir", os.path.dirname(path))
+        self._update_recent_menu()
+
+    def _last_dir(self) -> str:
+        return str(self.settings.value("last_dir", str(ASSETS)))
+
+    def _update_recent_menu(self):
+        self.recent_menu.clear()
+        items = self._recent()
+        for p in items:
+            act = self.recent_menu.addAction(p)
+            act.triggered.connect(lambda _=False, p=p: self.open_path(p))
+        self.recent_menu.setEnabled(bool(items))
+
+    # ------------------------------------------------------------------ pipeline
+    def _on_pipeline_edited(self):
+        self.recompute()
+
+    def recompute(self):
+        if self.image is None:
+            return
+        self.runner.request(self.image, self.panel.pipeline())
+
+    def load_pipeline_file(self, path: str) -> bool:
+        try:
+            pipe = load_pipeline(path)
+        except PipelineFileError as exc:
+            self.message.show_message(f"{exc}. The current pipeline is kept.")
+            return False
+        self.panel.set_pipeline(pipe)
+        self.message.show_message(f"Loaded pipeline {os.path.basename(path)}", error=False)
+        self.recompute()
+        return True
+
+    def load_pipeline_dialog(self):
+        path, _ = QFileDialog.getOpenFileName(self, "Load pipeline", self._last_dir(),
+                                              "Pipelines (*.json)")
+        if path:
+            self.load_pipeline_file(path)
+
+    def save_pipeline_file(self, path: str) -> bool:
+        try:
+            save_pipeline(path, self.panel.pipeline())
+        except OSError as exc:
+            self.message.show_message(f"Could not save the pipeline to '{path}': {exc}")
+            return False
+        self.message.show_message(f"Saved pipeline to {path}", error=False)
+        return True
+
+    def save_pipeline_dialog(self):
+        path, _ = QFileDialog.getSaveFileName(self, "Save pipeline", self._last_dir(),
+                                              "Pipelines (*.json)")
+        if path:
+            if not path.lower().endswith(".json"):
+                path += ".json"
+            self.save_pipeline_file(path)
+
+    def save_kernel_dialog(self):
+        kernel = self.panel.current_kernel() if hasattr(self.panel, "current_kernel") else None
+        if kernel is None:
+            self.message.show_message("Select a convolution stage to save its kernel.")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save kernel", self._last_dir(),
+                                              "Kernel text (*.txt)")
+        if path:
+            self.save_kernel_file(path, kernel)
+
+    def save_kernel_file(self, path: str, kernel) -> bool:
+        w = kernel.weights if kernel.weights.ndim == 2 else kernel.weights[0]
+        text = format_kernel(w)
+        if kernel.divisor != 1:
+            text = f"# divisor {kernel.divisor:g}\n" + text
+        try:
+            atomic_write_bytes(path, (text + "\n").encode())
+        except OSError as exc:
+            self.message.show_message(f"Could not save the kernel to '{path}': {exc}")
+            return False
+        return True
+
+    # ------------------------------------------------------------------ results
+    def _on_busy(self, busy: bool):
+        if busy:
+            self._progress_timer.start()
+        else:
+            self._progress_timer.stop()
+            self.progress.hide()
+
+    def _on_progress(self, done: int, total: int):
+        self.progress.setMaximum(max(total, 1))
+        self.progress.setValue(done)
+
+    def _on_result(self, out: RunOutput):
+        res = out.result
+        if res.error is not None:
+            # keep every stage's last good maps on screen; mark the bad field
+            self.panel.show_error(res.error)
+            self.message.show_message(f"{res.error}. The maps shown are the last valid result.")
+            return
+        self.panel.show_error(None)
+        if self.message.isVisible() and "last valid result" in self.message.label.text():
+            self.message.hide()
+        self.output = out
+        self.panel.set_shapes(res.input.shape, [s.shape for s in res.stages])
+        self.grid.set_output(out)
+        total_ms = sum(s.seconds for s in res.stages) * 1e3
+        self.timing_label.setText(f"pipeline {total_ms:.1f} ms")
+        if self.selected is not None:
+            self._explain(*self.selected)
+        self.resultShown.emit(out)
+
+    def _on_display_option(self, *_):
+        self.grid.cmap_choice = self.cmap_box.currentText()
+        self.grid.scale = self.scale_box.currentText()
+        self.grid.refresh()
+
+    def _on_hover(self, level, m, row, col, value):
+        lvl = self.output.result.level(level)
+        self.hover_label.setText(f"{'input' if level < 0 else f'stage {level + 1}'} · "
+                                 f"{lvl.labels[m]} · row {row}, col {col} = {value:.6g}")
+
+    def _on_click(self, level, m, row, col):
+        self.selected = (level, m, row, col)
+        self._explain(level, m, row, col)
+
+    def _explain(self, level, m, row, col):
+        res = self.output.result
+        try:
+            ex = explain(res, level, m, row, col)
+        except IndexError:
+            self.selected = None
+            self.explain_panel.clear()
+            return
+        self.explain_panel.show_explanation(ex)
+
+    # ------------------------------------------------------------------ export
+    def export_maps_to(self, folder: str, bits: int = 8):
+        """Write every map (PNG + .npy) to ``folder`` in the background."""
+        if self.output is None:
+            self.message.show_message("Nothing to export yet.")
+            return
+        res = self.output.result
+        self._on_busy(True)
+
+        def job():
+            return export_maps(res, folder, bits=bits, pipeline=self.panel.pipeline(),
+                               source=self.image_name,
+                               progress=lambda d, t: self._bg.progress.emit(d, t))
+        self._bg.start(("export", folder), job)
+
+    def export_maps_dialog(self):
+        folder = QFileDialog.getExistingDirectory(self, "Export maps to folder", self._last_dir())
+        if folder:
+            self.export_maps_to(folder)
+
+    def export_sheet(self, path: str) -> bool:
+        """Save the whole grid (all rows, not just the visible part) as one PNG."""
+        pix = self.grid.widget().grab()
+        tmp = f"{path}.{os.getpid()}.tmp.png"
+        if not pix.save(tmp, "PNG"):
+            self.message.show_message(f"Could not write '{path}'.")
+            return False
+        os.replace(tmp, path)
+        self.message.show_message(f"Saved the grid to {path}", error=False)
+        return True
+
+    def export_sheet_dialog(self):
+        path, _ = QFileDialog.getSaveFileName(self, "Export sheet", self._last_dir(),
+                                              "PNG image (*.png)")
+        if path:
+            if not path.lower().endswith(".png"):
+                path += ".png"
+            self.export_sheet(path)
+
+    # ------------------------------------------------------------------ learned kernels
+    def send_kernel(self, weights: np.ndarray, name: str):
+        """Put a kernel (e.g. a learned CNN filter) into the pipeline editor and recompute."""
+        self.panel.add_kernel(np.asarray(weights, float), name)
+
+    def closeEvent(self, ev):
+        self.runner.shutdown()
+        super().closeEvent(ev)

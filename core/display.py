@@ -1,0 +1,129 @@
+"""What the viewer needs besides the maps themselves: statistics, value ranges, previews.
+
+Kept in core (numpy only) so that the numbers the GUI prints (min/max/mean, colour-bar
+ranges) are computed and tested without a display.
+
+Value scales
+------------
+``"map"``    each map uses its own range
+``"stage"``  all maps of a level share one range (the default: maps of one stage are
+             comparable)
+``"global"`` every level after the input shares one range (the input keeps [0, 1])
+
+A range is symmetric around 0 (``-m..m``) when its maps have negative values, so a
+diverging colormap puts 0 at its neutral centre.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["MapStats", "map_stats", "preview", "value_ranges", "SCALES", "is_signed"]
+
+SCALES = ("stage", "map", "global")
+#: longest side of a preview; larger maps are block-averaged by an integer factor
+PREVIEW_MAX_SIDE = 1024
+
+
+@dataclass(frozen=True)
+class MapStats:
+    min: float
+    max: float
+    mean: float
+
+    def text(self) -> str:
+        return f"min {_fmt(self.min)}  max {_fmt(self.max)}  mean {_fmt(self.mean)}"
+
+
+def _fmt(v: float) -> str:
+    if v == 0:
+        return "0"
+    a = abs(v)
+    if 1e-3 <= a < 1e4:
+        return f"{v:.3g}" if a < 100 else f"{v:.1f}"
+    return f"{v:.2e}"
+
+
+def map_stats(m: np.ndarray) -> MapStats:
+    """Finite min, max and mean of a map (NaN if it has no finite value)."""
+    m = np.asarray(m)
+    lo, hi = float(np.min(m)), float(np.max(m))
+    if np.isfinite(lo) and np.isfinite(hi):
+        return MapStats(lo, hi, float(np.mean(m, dtype=np.float64)))
+    fin = m[np.isfinite(m)]
+    if fin.size == 0:
+        return MapStats(float("nan"), float("nan"), float("nan"))
+    return MapStats(float(fin.min()), float(fin.max()), float(fin.mean(dtype=np.float64)))
+
+
+def preview_factor(shape, max_side: int = PREVIEW_MAX_SIDE) -> int:
+    """Integer block size that brings the longest side of ``shape`` to at most ``max_side``."""
+    return max(1, -(-max(shape[-2:]) // max_side))
+
+
+def preview(m: np.ndarray, factor: int) -> np.ndarray:
+    """Block-average a (H, W) map by ``factor`` (edge blocks averaged over what exists).
+
+    Averaging (not subsampling) keeps one-pixel edges visible at reduced size.
+    """
+    if factor == 1:
+        return m
+    h, w = m.shape
+    hc, wc = h // factor * factor, w // factor * factor
+    out_h, out_w = -(-h // factor), -(-w // factor)
+    out = np.empty((out_h, out_w), np.float32)
+    body = m[:hc, :wc].reshape(hc // factor, factor, wc // factor, factor)
+    out[:hc // factor, :wc // factor] = body.mean(axis=(1, 3))
+    if wc < w:
+        out[:hc // factor, -1] = m[:hc, wc:].reshape(hc // factor, factor, -1).mean(axis=(1, 2))
+    if hc < h:
+        out[-1, :wc // factor] = m[hc:, :wc].reshape(-1, wc // factor, factor).mean(axis=(0, 2))
+    if hc < h and wc < w:
+        out[-1, -1] = m[hc:, wc:].mean()
+    return out
+
+
+def is_signed(stats) -> bool:
+    return any(s.min < 0 for s in stats if np.isfinite(s.min))
+
+
+def _range(stats) -> tuple[float, float]:
+    fin = [s for s in stats if np.isfinite(s.min)]
+    if not fin:
+        return (0.0, 1.0)
+    lo = min(s.min for s in fin)
+    hi = max(s.max for s in fin)
+    if lo < 0:
+        m = max(abs(lo), abs(hi)) or 1.0
+        return (-m, m)
+    if hi == lo:
+        return (lo, lo + 1.0) if hi == 0 else (0.0, hi)
+    return (lo, hi)
+
+
+def value_ranges(levels_stats: list[list[MapStats]], scale: str = "stage"):
+    """Display range of every map: ``ranges[level][map] = (lo, hi)``.
+
+    ``levels_stats[0]`` is the input level (always shown as [0, 1] when it lies
+    within it).
+    """
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    out = []
+    glob = _range([s for lv in levels_stats[1:] for s in lv]) if len(levels_stats) > 1 else None
+    for li, stats in enumerate(levels_stats):
+        if li == 0:
+            r = _range(stats)
+            if r[0] >= 0 and r[1] <= 1:
+                r = (0.0, 1.0)
+            out.append([r if scale != "map" else _range([s]) for s in stats])
+        elif scale == "map":
+            out.append([_range([s]) for s in stats])
+        elif scale == "stage":
+            r = _range(stats)
+            out.append([r] * len(stats))
+        else:
+            out.append([glob] * len(stats))
+    return out
