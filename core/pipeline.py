@@ -444,7 +444,7 @@ def input_level(image: np.ndarray) -> StageResult:
         raise ValueError(f"image must have shape (H, W) or (H, W, C), got {np.shape(image)}")
     c = img.shape[2]
     names = CHANNEL_NAMES.get(c, [f"ch {i}" for i in range(c)])
-    maps = np.ascontiguousarray(img.transpose(2, 0, 1))
+    maps = img.transpose(2, 0, 1)  # a channels-last view: the conv's fastest layout
     return StageResult(-1, None, maps, names, [[] for _ in range(c)], list(range(c)),
                        "", 0.0, key=_image_key(image))
 
@@ -489,7 +489,7 @@ def _run_stage(i: int, st, prev: StageResult) -> StageResult:
         labels = [f"{st.mode}pool({lab})" for lab in prev.labels]
         parents = [[m] for m in range(m_in)]
         columns = list(prev.columns)
-    y = np.ascontiguousarray(y, dtype=np.float32)
+    y = y.astype(np.float32, copy=False)
     return StageResult(i, st, y, labels, parents, columns, stage_formula(st, x.shape[1:]),
                        time.perf_counter() - t0)
 

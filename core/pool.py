@@ -122,7 +122,8 @@ def pool2d(x, kernel_size, stride=None, *, padding=0, dilation=1, mode="max", ce
     if return_indices:
         if mode not in ("max", "min"):
             raise ValueError(f"return_indices needs mode 'max' or 'min', got {mode!r}")
-        return _pool_argext(x, geom, mode)
+        best, tap = _pool_argext(x, geom, mode)
+        return best, _tap_to_flat(tap, geom, x.shape[-1])
     gh, gw = geom
     xp = _padded(x, geom, _FILL[mode])
     if mode == "l2":
@@ -138,35 +139,75 @@ def pool2d(x, kernel_size, stride=None, *, padding=0, dilation=1, mode="max", ce
 
 
 def _reduce(a, g, axis, op):
-    out = _tap(a, g, 0, axis).copy()
+    out = _tap(a, g, 0, axis).copy(order="K")  # keeps a channels-last layout
     for i in range(1, g.kernel):
         op(out, _tap(a, g, i, axis), out=out)
     return out
 
 
 def _pool_argext(x, geom, mode):
+    """Running max/min over the window taps: (values, winning tap index per output).
+
+    The tap index is ``i * kw + j`` (-1 for a window with no real cell). Scratch arrays
+    follow ``x``'s memory layout, so channels-last activations stay fast.
+    """
     gh, gw = geom
     h, w = x.shape[-2:]
     xp = _padded(x, geom, _FILL[mode])
     rows0 = np.arange(gh.out) * gh.stride - gh.pad_before
     cols0 = np.arange(gw.out) * gw.stride - gw.pad_before
-    best = np.full(x.shape[:-2] + (gh.out, gw.out), _FILL[mode], x.dtype)
-    idx = np.full(best.shape, -1, np.int64)
+    template = _tap(_tap(xp, gh, 0, -2), gw, 0, -1)
+    best = np.empty_like(template)
+    best.fill(_FILL[mode])
+    tap = np.empty_like(template, dtype=np.int16)
+    tap.fill(-1)
     better = np.greater if mode == "max" else np.less
+    upd = np.empty_like(template, dtype=bool)
+    nan = np.empty_like(template, dtype=bool)
+    started = False  # True once every window has seen a real cell
+    first = True
     for i in range(gh.kernel):
         r = rows0 + i * gh.dilation
         rxs = _tap(xp, gh, i, -2)
+        rreal = (r >= 0) & (r < h)
         for j in range(gw.kernel):
             c = cols0 + j * gw.dilation
-            real = ((r >= 0) & (r < h))[:, None] & ((c >= 0) & (c < w))[None, :]
+            real = rreal[:, None] & ((c >= 0) & (c < w))[None, :]
             if not real.any():
                 continue
             v = _tap(rxs, gw, j, -1)
+            t = i * gw.kernel + j
+            full = bool(real.all())
+            if full and first:  # the very first tap seen: every window starts with it
+                np.copyto(best, v)
+                tap.fill(t)
+                started = True
+                first = False
+                continue
+            first = False
             # a real cell wins over nothing yet, a larger value, or a NaN (as PyTorch)
-            upd = ((idx < 0) | better(v, best) | np.isnan(v)) & real
+            better(v, best, out=upd)
+            np.isnan(v, out=nan)
+            upd |= nan
+            if not started:
+                upd |= tap < 0
+            if not full:
+                upd &= real
             np.copyto(best, v, where=upd)
-            np.copyto(idx, np.broadcast_to(r[:, None] * w + c[None, :], v.shape), where=upd)
-    return best, idx
+            np.copyto(tap, t, where=upd)
+            started = started or full
+    return best, tap
+
+
+def _tap_to_flat(tap, geom, w):
+    """Flat index ``row * W + col`` in the input plane of each winning tap (-1: none)."""
+    gh, gw = geom
+    rows0 = np.arange(gh.out) * gh.stride - gh.pad_before
+    cols0 = np.arange(gw.out) * gw.stride - gw.pad_before
+    ti = np.maximum(tap, 0).astype(np.int64)
+    r = rows0[:, None] + (ti // gw.kernel) * gh.dilation
+    c = cols0[None, :] + (ti % gw.kernel) * gw.dilation
+    return np.where(tap >= 0, r * w + c, -1)
 
 
 def pool2d_naive(x, kernel_size, stride=None, *, padding=0, dilation=1, mode="max",
@@ -231,16 +272,11 @@ def pool2d_backward(grad_out, x, kernel_size, stride=None, *, padding=0, dilatio
                          f"got {g.shape}")
     lead = x.shape[:-2]
     if mode in ("max", "min"):
-        _, idx = _pool_argext(x, geom, mode)
-        planes = int(np.prod(lead, dtype=np.int64))
-        gx = np.zeros(planes * h * w, x.dtype)
-        offs = (np.arange(planes, dtype=np.int64) * (h * w))[:, None]
-        np.add.at(gx, (idx.reshape(planes, -1) + offs).ravel(), g.reshape(-1))
-        return gx.reshape(x.shape)
-    # avg / l2: scatter the (scaled) gradient back over every tap of the padded canvas
+        _, tap = _pool_argext(x, geom, mode)
+    # scatter the (scaled/masked) gradient back over every tap of the padded canvas
     if mode == "avg":
         gs = g / _divisor(geom, count_include_pad, x.dtype)
-    else:
+    elif mode == "l2":
         out = pool2d(x, kernel_size, stride, padding=padding, dilation=dilation, mode="l2",
                      ceil_mode=ceil_mode)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -248,12 +284,20 @@ def pool2d_backward(grad_out, x, kernel_size, stride=None, *, padding=0, dilatio
     need_h = max((gh.out - 1) * gh.stride + gh.span, h + 2 * gh.pad_before)
     need_w = max((gw.out - 1) * gw.stride + gw.span, w + 2 * gw.pad_before)
     gp = np.zeros(lead + (need_h, need_w), x.dtype)
+    if mode in ("max", "min"):
+        masked = np.empty_like(g)
     for i in range(gh.kernel):
         r0 = i * gh.dilation
         rs = slice(r0, r0 + (gh.out - 1) * gh.stride + 1, gh.stride)
         for j in range(gw.kernel):
             c0 = j * gw.dilation
-            gp[..., rs, c0:c0 + (gw.out - 1) * gw.stride + 1:gw.stride] += gs
+            dst = gp[..., rs, c0:c0 + (gw.out - 1) * gw.stride + 1:gw.stride]
+            if mode in ("max", "min"):
+                # only the winner of each window gets its gradient
+                np.multiply(g, tap == i * gw.kernel + j, out=masked)
+                dst += masked
+            else:
+                dst += gs
     gx = gp[..., gh.pad_before:gh.pad_before + h, gw.pad_before:gw.pad_before + w]
     if mode == "l2":
         gx = gx * x
