@@ -121,6 +121,11 @@ class AxisGeometry:
     def note(self) -> str:
         """Extra words for the user: rounding, unvisited cells, ceil-mode drops."""
         notes = []
+        if self.ceil_mode and self.numerator >= 0:
+            raw = -(-self.numerator // self.stride) + 1
+            if raw != self.out:
+                notes.append(f"the last of {raw} windows would start in the padding, so it is "
+                             f"dropped (PyTorch's ceil_mode rule)")
         if self.stride > 1 and self.numerator % self.stride and not self.ceil_mode:
             notes.append(
                 f"{self.numerator}/{self.stride} is not whole: it rounds down and the last "
@@ -261,8 +266,10 @@ def explain_output_size(in_hw, kernel_size, stride=None, padding=0, dilation=1, 
     """The output-size arithmetic in words, e.g. ``'H: D = 1 + (256 - 3 + 2*1) / 3 = 86; ...'``."""
     if kind == "conv":
         axes = conv_geometry(in_hw, kernel_size, 1 if stride is None else stride, padding, dilation)
-    else:
+    elif kind == "pool":
         axes = pool_geometry(in_hw, kernel_size, stride, padding, dilation, ceil_mode)
+    else:
+        raise ValueError(f"kind must be 'conv' or 'pool', got {kind!r}")
     parts = []
     for letter, g in zip(("H", "W"), axes):
         s = g.formula(letter)

@@ -32,7 +32,10 @@ def check_mode(mode: str) -> str:
 
 
 def check_extent(mode, pads, hw):
+    """Raise ValueError for negative pads or pads the mode cannot produce (PyTorch's limits)."""
     for (before, after), n, ax in zip(pads, hw, ("rows", "cols")):
+        if before < 0 or after < 0:
+            raise ValueError(f"padding ({ax}) must be >= 0, got ({before}, {after})")
         if mode == "reflect" and max(before, after) >= n:
             raise ValueError(f"reflect padding ({ax}) must be smaller than the input: "
                              f"padding {max(before, after)} >= size {n}")
@@ -64,10 +67,10 @@ def pad2d(x: np.ndarray, pads, mode: str = "zeros", cval: float = 0.0) -> np.nda
     ``x`` itself when all pads are zero).
     """
     check_mode(mode)
+    check_extent(mode, pads, x.shape[-2:])
     (t, b), (left, r) = pads
     if t == b == left == r == 0:
         return x
-    check_extent(mode, pads, x.shape[-2:])
     if mode in ("zeros", "constant"):
         value = 0.0 if mode == "zeros" else cval
         out = _empty_like_layout(x, x.shape[:-2] + (x.shape[-2] + t + b, x.shape[-1] + left + r))
@@ -124,8 +127,13 @@ def pad2d_adjoint(g: np.ndarray, in_hw, pads, mode: str = "zeros") -> np.ndarray
     border cells' gradients are added to the cells they were copied from. Implemented
     as ``R.T @ g @ C`` with the 0/1 selection matrices of each axis.
     """
+    check_mode(mode)
+    check_extent(mode, pads, in_hw)
     (t, b), (left, r) = pads
     h, w = in_hw
+    if g.shape[-2:] != (h + t + b, w + left + r):
+        raise ValueError(f"gradient must have the padded shape (..., {h + t + b}, {w + left + r})"
+                         f", got {g.shape}")
     if mode in ("zeros", "constant"):
         return g[..., t:t + h, left:left + w]
     rm = _fold_matrix(h, t, b, mode, g.dtype)

@@ -213,6 +213,8 @@ def _tap_to_flat(tap, geom, w):
 def pool2d_naive(x, kernel_size, stride=None, *, padding=0, dilation=1, mode="max",
                  ceil_mode=False, count_include_pad=True, return_indices=False):
     """Reference twin of :func:`pool2d`: explicit loops over every window, float64."""
+    if return_indices and mode not in ("max", "min"):
+        raise ValueError(f"return_indices needs mode 'max' or 'min', got {mode!r}")
     x, geom = _prepare(x, kernel_size, stride, padding, dilation, mode, ceil_mode)
     gh, gw = geom
     h, w = x.shape[-2:]
