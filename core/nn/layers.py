@@ -73,7 +73,7 @@ class Conv2D(Layer):
     kind = "conv2d"
 
     def __init__(self, filters: int, kernel_size=3, stride=1, padding=0, dilation=1,
-                 init: str = "he"):
+                 init: str = "glorot"):
         super().__init__()
         self.filters = int(filters)
         self.kernel_size = kernel_size
