@@ -47,8 +47,14 @@ class Timing:
 
 
 def time_interleaved(fns: dict[str, Callable[[], object]], repeat: int,
-                     budget_s: float = 8.0) -> dict[str, Timing]:
-    """Warm up each callable once, then time them round-robin; see the module docstring."""
+                     budget_s: float = 8.0,
+                     warmed: dict[str, float] | None = None) -> dict[str, Timing]:
+    """Warm up each callable once, then time them round-robin; see the module docstring.
+
+    ``warmed`` maps names of callables that were just called (e.g. to check their
+    result) to the seconds that call took: it serves as their warm-up.
+    """
+    warmed = warmed or {}
     out: dict[str, Timing] = {}
     counts: dict[str, int] = {}
     gc_was_enabled = gc.isenabled()
@@ -56,9 +62,12 @@ def time_interleaved(fns: dict[str, Callable[[], object]], repeat: int,
     gc.disable()
     try:
         for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            tw = time.perf_counter() - t0
+            if name in warmed:
+                tw = warmed[name]
+            else:
+                t0 = time.perf_counter()
+                fn()
+                tw = time.perf_counter() - t0
             out[name] = Timing(warmup=tw)
             counts[name] = max(1, min(repeat, int(budget_s / max(tw, 1e-9))))
         for r in range(max(counts.values(), default=0)):

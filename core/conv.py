@@ -19,7 +19,8 @@ exact methods per call, all tested against the naive loop twin :func:`conv2d_nai
 ``fft``
     Pointwise products of 2-D real FFTs (kernel dilated with zeros, flipped for
     correlation), cropped and subsampled for stride. Best for large kernels (from
-    about 10x10). Costs ~2 complex copies of the padded input.
+    about 10x10). Costs ~2 complex copies of the padded input. An input with NaN or
+    inf is computed with ``direct`` instead (a transform would spread them everywhere).
 
 float64 inputs are computed in float64 (for gradient checks); everything else in
 float32.
@@ -99,12 +100,13 @@ def _prepare(x, weight, bias, groups):
     dtype = _result_dtype(x4, w)
     b = None
     if bias is not None:
-        b = _as_float_array(bias, "bias").astype(dtype, copy=False).reshape(-1)
+        b = _as_float_array(bias, "bias").astype(dtype, copy=False)
         if b.shape != (f,):
             raise ValueError(f"bias must have one value per filter ({f}), got shape "
                              f"{np.shape(bias)}")
         if not np.all(np.isfinite(b)):
-            raise ValueError(f"bias contains a non-finite value: {b}")
+            bad = int(np.flatnonzero(~np.isfinite(b))[0])
+            raise ValueError(f"bias contains a non-finite value {b[bad]} at index {bad}")
     x4 = x4.astype(dtype, copy=False)
     w = w.astype(dtype, copy=False)
     return x4, w, b, squeeze, dtype
@@ -126,6 +128,11 @@ def _pad_input(x4, pads, mode, cval):
     return pad2d(x4, pads, mode, cval)
 
 
+def _workspace_key(x4, w, stride, dilation, pads, mode, cval):
+    return (id(x4), x4.shape, x4.__array_interface__["data"][0], w.shape, stride, dilation,
+            pads, mode, cval)
+
+
 def choose_method(c, f, groups, kh, kw, n_out_pixels) -> str:
     """The method ``conv2d(method="auto")`` uses for this shape (see the module docstring)."""
     cg, fg = c // groups, f // groups
@@ -137,7 +144,7 @@ def choose_method(c, f, groups, kh, kw, n_out_pixels) -> str:
 
 
 def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
-           padding_mode="zeros", cval=0.0, flip=False, method="auto"):
+           padding_mode="zeros", cval=0.0, flip=False, method="auto", workspace=None):
     """2-D cross-correlation with PyTorch's ``conv2d`` semantics.
 
     ``y[n, f, i, j] = bias[f] + sum_{c, a, b} w[f, c, a, b] * xpad[n, g*C/groups + c,
@@ -165,6 +172,10 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
         Flip the kernel in both axes first: a true convolution (scipy's ``convolve``).
     method : "auto", "direct", "gemm" or "fft"
         All give the same result up to float rounding; "auto" picks the fastest.
+    workspace : dict, optional
+        With the gemm method, the im2col matrices are kept here so that
+        :func:`conv2d_backward` given the same dict does not gather them again (a
+        training loop's forward/backward pair).
 
     Returns
     -------
@@ -196,9 +207,15 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
     if method == "direct":
         y = _conv_direct(xp, w, ho, wo, stride, dilation, groups)
     elif method == "gemm":
-        y = _conv_gemm(xp, w, ho, wo, stride, dilation, groups)
-    else:
+        if workspace is not None:
+            workspace.clear()
+            workspace["key"] = _workspace_key(x4, w, stride, dilation, pads, padding_mode, cval)
+        y = _conv_gemm(xp, w, ho, wo, stride, dilation, groups, workspace)
+    elif np.isfinite(xp).all():
         y = _conv_fft(xp, w, ho, wo, stride, dilation, groups)
+    else:
+        # a Fourier transform would spread a NaN/inf over the whole output
+        y = _conv_direct(xp, w, ho, wo, stride, dilation, groups)
     if b is not None:
         y += b[None, :, None, None]
     return y[0] if squeeze else y
@@ -318,27 +335,70 @@ def _windows_nhwc(xl, kh, kw, ho, wo, stride, dilation):
                                sc * dilation[1], sch), writeable=False)
 
 
-def _conv_gemm(xp, w, ho, wo, stride, dilation, groups):
+#: below this many channels per group, im2col gathers tap-major (long contiguous runs)
+TAP_MAJOR_MAX_CHANNELS = 8
+
+
+def im2col(xp, kh, kw, ho, wo, stride, dilation, c0=0, c1=None):
+    """Windows of channels ``c0:c1`` of padded ``xp`` (N, C, Hp, Wp) as a matrix.
+
+    Returns an (N*Ho*Wo, kh*kw*Cg) matrix whose columns are ordered (tap row, tap col,
+    channel), possibly a transposed view: with few channels the gather is done tap by
+    tap into a (kh*kw*Cg, N*Ho*Wo) buffer (each copy a long run), with many channels
+    window by window (runs of Cg values). Memory: N*Ho*Wo*kh*kw*Cg floats.
+    """
+    c1 = xp.shape[1] if c1 is None else c1
+    cg = c1 - c0
+    n = xp.shape[0]
+    sh, sw = stride
+    dh, dw = dilation
+    if cg < TAP_MAJOR_MAX_CHANNELS:
+        cols = np.empty((kh, kw, cg, n, ho, wo), xp.dtype)
+        src = xp[:, c0:c1].transpose(1, 0, 2, 3)
+        for i in range(kh):
+            for j in range(kw):
+                cols[i, j] = src[:, :, i * dh:i * dh + (ho - 1) * sh + 1:sh,
+                                 j * dw:j * dw + (wo - 1) * sw + 1:sw]
+        return cols.reshape(kh * kw * cg, n * ho * wo).T
+    xl = xp.transpose(0, 2, 3, 1)
+    if not xl.flags.c_contiguous:
+        xl = np.ascontiguousarray(xl)
+    win = _windows_nhwc(xl, kh, kw, ho, wo, stride, dilation)
+    return win[..., c0:c1].reshape(n * ho * wo, kh * kw * cg)
+
+
+def _weight_matrix(w, g, fg):
+    """(kh*kw*Cg, Fg) weights of group ``g``, rows ordered like :func:`im2col`'s columns."""
+    f, cg, kh, kw = w.shape
+    return w[g * fg:(g + 1) * fg].transpose(2, 3, 1, 0).reshape(kh * kw * cg, fg)
+
+
+def _conv_gemm(xp, w, ho, wo, stride, dilation, groups, workspace=None):
     n, c = xp.shape[:2]
     f, cg, kh, kw = w.shape
     fg = f // groups
-    xl = np.ascontiguousarray(xp.transpose(0, 2, 3, 1))
-    win = _windows_nhwc(xl, kh, kw, ho, wo, stride, dilation)
     outl = np.empty((n, ho, wo, f), xp.dtype)
     row_bytes = wo * kh * kw * cg * xp.dtype.itemsize
+    if n * ho * row_bytes <= GEMM_CHUNK_BYTES:
+        for g in range(groups):
+            cols = im2col(xp, kh, kw, ho, wo, stride, dilation, g * cg, (g + 1) * cg)
+            if workspace is not None:
+                workspace[("cols", g)] = cols
+            outl[..., g * fg:(g + 1) * fg] = (cols @ _weight_matrix(w, g, fg)).reshape(
+                n, ho, wo, fg)
+        return outl.transpose(0, 3, 1, 2)
+    # large inputs: one image and a band of rows at a time
     rows_per_chunk = max(1, GEMM_CHUNK_BYTES // row_bytes)
-    for g in range(groups):
-        wg = w[g * fg:(g + 1) * fg].transpose(2, 3, 1, 0).reshape(kh * kw * cg, fg)
-        wgin = win[..., g * cg:(g + 1) * cg]
-        if n * ho <= rows_per_chunk:
-            cols = wgin.reshape(n * ho * wo, kh * kw * cg)
-            outl[..., g * fg:(g + 1) * fg] = (cols @ wg).reshape(n, ho, wo, fg)
-            continue
-        for ni in range(n):
-            for r0 in range(0, ho, rows_per_chunk):
-                r1 = min(ho, r0 + rows_per_chunk)
-                cols = wgin[ni, r0:r1].reshape((r1 - r0) * wo, kh * kw * cg)
-                outl[ni, r0:r1, :, g * fg:(g + 1) * fg] = (cols @ wg).reshape(r1 - r0, wo, fg)
+    sh = stride[0]
+    span_h = dilation[0] * (kh - 1) + 1
+    for ni in range(n):
+        for r0 in range(0, ho, rows_per_chunk):
+            r1 = min(ho, r0 + rows_per_chunk)
+            band = xp[ni:ni + 1, :, r0 * sh:(r1 - 1) * sh + span_h]
+            for g in range(groups):
+                cols = im2col(band, kh, kw, r1 - r0, wo, stride, dilation, g * cg, (g + 1) * cg)
+                outl[ni, r0:r1, :, g * fg:(g + 1) * fg] = (
+                    cols @ _weight_matrix(w, g, fg)).reshape(r1 - r0, wo, fg)
     return outl.transpose(0, 3, 1, 2)
 
 
@@ -449,11 +509,14 @@ def conv2d_naive(x, weight, bias=None, *, stride=1, padding=0, dilation=1, group
 
 
 def conv2d_backward(grad_out, x, weight, *, stride=1, padding=0, dilation=1, groups=1,
-                    padding_mode="zeros", cval=0.0, flip=False, need_x=True):
+                    padding_mode="zeros", cval=0.0, flip=False, need_x=True, workspace=None):
     """Gradients of :func:`conv2d` with respect to ``x``, ``weight`` and ``bias``.
 
-    Takes the forward's own arguments. ``cval`` does not affect the gradients (a
-    constant border has no gradient).
+    Takes the forward's own arguments (``cval`` does not affect the gradients: a
+    constant border has none). ``grad_x`` is the im2col gradient folded back
+    (col2im, one strided add per tap) onto the padded input, then through the
+    padding's adjoint (reflect/replicate/circular borders add into the cells they
+    copied). ``workspace``: the dict given to the forward call, to reuse its im2col.
 
     Returns
     -------
@@ -477,22 +540,26 @@ def conv2d_backward(grad_out, x, weight, *, stride=1, padding=0, dilation=1, gro
                          f"got {np.shape(grad_out)}")
     wf = w[..., ::-1, ::-1] if flip else w
     fg = f // groups
-    xp = _pad_input(x4, pads, padding_mode, cval)
-    xl = np.ascontiguousarray(xp.transpose(0, 2, 3, 1))
-    win = _windows_nhwc(xl, kh, kw, ho, wo, stride, dilation)
-    gl = np.ascontiguousarray(g4.transpose(0, 2, 3, 1)).reshape(n * ho * wo, f)
+    reuse = workspace is not None and workspace.get("key") == _workspace_key(
+        x4, wf, stride, dilation, pads, padding_mode, cval)
+    xp = None if reuse else _pad_input(x4, pads, padding_mode, cval)
+    gl = g4.transpose(0, 2, 3, 1)
+    if not gl.flags.c_contiguous:
+        gl = np.ascontiguousarray(gl)
+    gl = gl.reshape(n * ho * wo, f)
     grad_w = np.empty((f, cg, kh, kw), dtype)
     grad_b = gl.sum(axis=0)
-    hp, wp = xp.shape[2:]
+    hp, wp = h + pads[0][0] + pads[0][1], wd + pads[1][0] + pads[1][1]
     gxl = np.zeros((n, hp, wp, c), dtype) if need_x else None
     for g in range(groups):
         gg = gl[:, g * fg:(g + 1) * fg]  # (NHW, Fg)
-        cols = win[..., g * cg:(g + 1) * cg].reshape(n * ho * wo, kh * kw * cg)
+        cols = workspace.get(("cols", g)) if reuse else None
+        if cols is None:
+            cols = im2col(xp, kh, kw, ho, wo, stride, dilation, g * cg, (g + 1) * cg)
         gw = (gg.T @ cols).reshape(fg, kh, kw, cg).transpose(0, 3, 1, 2)
         grad_w[g * fg:(g + 1) * fg] = gw
         if need_x:
-            wg = wf[g * fg:(g + 1) * fg].transpose(2, 3, 1, 0).reshape(kh * kw * cg, fg)
-            dcols = (gg @ wg.T).reshape(n, ho, wo, kh, kw, cg)
+            dcols = (gg @ _weight_matrix(wf, g, fg).T).reshape(n, ho, wo, kh, kw, cg)
             # col2im: each tap's gradient lands on a strided slice of the padded input
             for a in range(kh):
                 r0 = a * dilation[0]
@@ -505,9 +572,7 @@ def conv2d_backward(grad_out, x, weight, *, stride=1, padding=0, dilation=1, gro
         grad_w = grad_w[..., ::-1, ::-1]
     grad_x = None
     if need_x:
-        gxp = gxl.transpose(0, 3, 1, 2)
-        grad_x = pad2d_adjoint(gxp, (h, wd), pads, padding_mode)
-        grad_x = np.ascontiguousarray(grad_x)
+        grad_x = pad2d_adjoint(gxl.transpose(0, 3, 1, 2), (h, wd), pads, padding_mode)
         if squeeze:
             grad_x = grad_x[0]
     return grad_x, np.ascontiguousarray(grad_w), grad_b

@@ -71,18 +71,16 @@ def preview(m: np.ndarray, factor: int) -> np.ndarray:
     if factor == 1:
         return m
     h, w = m.shape
-    hc, wc = h // factor * factor, w // factor * factor
     out_h, out_w = -(-h // factor), -(-w // factor)
-    out = np.empty((out_h, out_w), np.float32)
-    body = m[:hc, :wc].reshape(hc // factor, factor, wc // factor, factor)
-    out[:hc // factor, :wc // factor] = body.mean(axis=(1, 3))
-    if wc < w:
-        out[:hc // factor, -1] = m[:hc, wc:].reshape(hc // factor, factor, -1).mean(axis=(1, 2))
-    if hc < h:
-        out[-1, :wc // factor] = m[hc:, :wc].reshape(-1, wc // factor, factor).mean(axis=(0, 2))
-    if hc < h and wc < w:
-        out[-1, -1] = m[hc:, wc:].mean()
-    return out
+    # pad the ragged edge with NaN and average what is real
+    padded = np.full((out_h * factor, out_w * factor), np.nan, np.float32)
+    padded[:h, :w] = m
+    blocks = padded.reshape(out_h, factor, out_w, factor)
+    if h % factor == 0 and w % factor == 0:
+        return blocks.mean(axis=(1, 3))
+    counts = np.isfinite(blocks).sum(axis=(1, 3))
+    sums = np.nansum(blocks, axis=(1, 3))
+    return (sums / np.maximum(counts, 1)).astype(np.float32)
 
 
 def is_signed(stats) -> bool:
@@ -117,8 +115,9 @@ def value_ranges(levels_stats: list[list[MapStats]], scale: str = "stage"):
         if li == 0:
             r = _range(stats)
             if r[0] >= 0 and r[1] <= 1:
-                r = (0.0, 1.0)
-            out.append([r if scale != "map" else _range([s]) for s in stats])
+                out.append([(0.0, 1.0)] * len(stats))  # an image: always its full range
+            else:
+                out.append([_range([s]) if scale == "map" else r for s in stats])
         elif scale == "map":
             out.append([_range([s]) for s in stats])
         elif scale == "stage":

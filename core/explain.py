@@ -225,38 +225,63 @@ def _count(g, include_pad: bool, pos: int) -> int:
 
 
 def _stage_axes(st, in_hw):
+    """(row geometry, col geometry, padding mode) of a conv/pool stage, None otherwise."""
     if isinstance(st, ConvStage):
-        return conv_geometry(in_hw, st.kernels[0].shape, st.stride, st.padding, st.dilation)
+        g = conv_geometry(in_hw, st.kernels[0].shape, st.stride, st.padding, st.dilation)
+        return g[0], g[1], st.padding_mode
     if isinstance(st, PoolStage):
-        return pool_geometry(in_hw, st.kernel_size, st.stride, st.padding, st.dilation,
-                             st.ceil_mode)
+        g = pool_geometry(in_hw, st.kernel_size, st.stride, st.padding, st.dilation,
+                          st.ceil_mode)
+        return g[0], g[1], "zeros"  # pooling never reads its padding
     return None
+
+
+def _taps(outputs: np.ndarray, g) -> np.ndarray:
+    return outputs[:, None] * g.stride - g.pad_before + np.arange(g.kernel)[None, :] * g.dilation
+
+
+def _back(lo: int, hi: int, g, mode: str):
+    """Input cells read (through the padding mode) by outputs lo..hi along one axis."""
+    src = source_index(_taps(np.arange(lo, hi + 1), g), g.in_size, mode)
+    src = src[src >= 0]
+    return (int(src.min()), int(src.max())) if src.size else None
+
+
+def _forward(lo: int, hi: int, g, n_out: int, mode: str):
+    """Outputs along one axis whose window reads any input cell in lo..hi."""
+    src = source_index(_taps(np.arange(n_out), g), g.in_size, mode)
+    hit = np.flatnonzero(((src >= lo) & (src <= hi)).any(axis=1))
+    return (int(hit.min()), int(hit.max())) if hit.size else None
 
 
 def receptive_field(res: PipelineResult, level: int, row: int, col: int, *, clip: bool = True):
     """The box each earlier level contributes to position (row, col) of ``level``.
 
-    Returns a dict ``{level: (top, bottom, left, right)}`` (inclusive) for every
-    level from ``level`` down to -1 (the image). With ``clip`` the boxes are clipped
-    to each level's size; without, they show how far into the padding they reach.
+    Returns ``{level: (top, bottom, left, right)}`` (inclusive) for every level from
+    ``level`` down to -1 (the image). With ``clip`` (default) each box spans the cells
+    actually read, through the padding mode (a circular border reads the far edge,
+    so the box can span the whole axis); without, the boxes are the plain window
+    arithmetic and show how far into the padding they reach.
     """
     _check_position(res, level, 0, row, col)
     boxes = {level: (row, row, col, col)}
     top, bottom, left, right = row, row, col, col
     for lv in range(level, -1, -1):
         st = res.stages[lv].stage
-        in_hw = res.level(lv - 1).maps.shape[1:]
-        axes = _stage_axes(st, in_hw)
+        axes = _stage_axes(st, res.level(lv - 1).maps.shape[1:])
         if axes is not None:
-            gh, gw = axes
-            top, bottom = top * gh.stride - gh.pad_before, \
-                bottom * gh.stride - gh.pad_before + gh.span - 1
-            left, right = left * gw.stride - gw.pad_before, \
-                right * gw.stride - gw.pad_before + gw.span - 1
-        box = (top, bottom, left, right)
-        if clip:
-            box = (max(top, 0), min(bottom, in_hw[0] - 1), max(left, 0), min(right, in_hw[1] - 1))
-        boxes[lv - 1] = box
+            gh, gw, mode = axes
+            if clip:
+                rows, cols = _back(top, bottom, gh, mode), _back(left, right, gw, mode)
+                if rows is None or cols is None:  # only padding is read
+                    break
+                (top, bottom), (left, right) = rows, cols
+            else:
+                top, bottom = (top * gh.stride - gh.pad_before,
+                               bottom * gh.stride - gh.pad_before + gh.span - 1)
+                left, right = (left * gw.stride - gw.pad_before,
+                               right * gw.stride - gw.pad_before + gw.span - 1)
+        boxes[lv - 1] = (top, bottom, left, right)
     return boxes
 
 
@@ -264,28 +289,22 @@ def project(res: PipelineResult, level: int, row: int, col: int):
     """Boxes at every level that correspond to position (row, col) of ``level``.
 
     Earlier levels get the receptive field; later levels get the outputs whose
-    receptive field contains the position. Returns ``{level: (top, bottom, left,
-    right)}`` inclusive, clipped; a level where nothing corresponds is omitted.
+    windows read the position (through their padding modes). Returns
+    ``{level: (top, bottom, left, right)}`` inclusive; a level where nothing
+    corresponds is omitted.
     """
     boxes = receptive_field(res, level, row, col)
     top, bottom, left, right = row, row, col, col
     for lv in range(level + 1, len(res.stages)):
         st = res.stages[lv].stage
-        in_hw = res.level(lv - 1).maps.shape[1:]
-        out_hw = res.stages[lv].maps.shape[1:]
-        axes = _stage_axes(st, in_hw)
+        axes = _stage_axes(st, res.level(lv - 1).maps.shape[1:])
         if axes is not None:
-            gh, gw = axes
-            top, bottom = _forward(top, bottom, gh, out_hw[0])
-            left, right = _forward(left, right, gw, out_hw[1])
-            if top > bottom or left > right:
+            gh, gw, mode = axes
+            out_h, out_w = res.stages[lv].maps.shape[1:]
+            rows = _forward(top, bottom, gh, out_h, mode)
+            cols = _forward(left, right, gw, out_w, mode)
+            if rows is None or cols is None:
                 break
+            (top, bottom), (left, right) = rows, cols
         boxes[lv] = (top, bottom, left, right)
     return boxes
-
-
-def _forward(lo: int, hi: int, g, n_out: int):
-    """Outputs o whose window [o*s - p, o*s - p + span - 1] meets input range [lo, hi]."""
-    first = -(-(lo + g.pad_before - g.span + 1) // g.stride)
-    last = (hi + g.pad_before) // g.stride
-    return max(first, 0), min(last, n_out - 1)

@@ -263,7 +263,11 @@ def output_size(in_hw, kernel_size, stride=None, padding=0, dilation=1, *, kind=
 
 def explain_output_size(in_hw, kernel_size, stride=None, padding=0, dilation=1, *, kind="conv",
                         ceil_mode=False) -> str:
-    """The output-size arithmetic in words, e.g. ``'H: D = 1 + (256 - 3 + 2*1) / 3 = 86; ...'``."""
+    """The output-size arithmetic with the numbers.
+
+    One formula (``'D = 1 + (256 - 3 + 2*1) / 3 = 86'``) when both axes agree, else
+    ``'H = ...; W = ...'``; notes on rounding follow in brackets.
+    """
     if kind == "conv":
         axes = conv_geometry(in_hw, kernel_size, 1 if stride is None else stride, padding, dilation)
     elif kind == "pool":

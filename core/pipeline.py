@@ -37,7 +37,7 @@ import numpy as np
 
 from .conv import conv2d
 from .geometry import conv_geometry, explain_output_size, pair, pool_geometry, resolve_padding
-from .padding import PADDING_MODES
+from .padding import PADDING_MODES, check_extent
 from .pool import POOL_MODES, pool2d
 
 __all__ = [
@@ -52,6 +52,7 @@ ACTIVATIONS = ("none", "relu", "leaky_relu", "sigmoid", "tanh", "abs")
 CONV_MODES = ("per_channel", "sum")
 MAX_KERNEL_SIDE = 15
 MAX_KERNELS = 16
+_F32_MAX = float(np.finfo(np.float32).max)
 
 
 class PipelineError(ValueError):
@@ -93,6 +94,9 @@ class Kernel:
 
     def __post_init__(self):
         self.weights = np.array(self.weights, dtype=np.float64)
+        self.bias = float(self.bias)
+        self.divisor = float(self.divisor)
+        self.flip = bool(self.flip)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -306,6 +310,12 @@ def _validate_conv(i: int, st: ConvStage, maps: int):
         if not np.isfinite(ker.divisor) or ker.divisor == 0:
             raise PipelineError(i, label + " divisor",
                                 f"must be a non-zero finite number, got {ker.divisor!r}")
+        # the engine computes in float32: values beyond its range would become inf
+        if np.abs(w).max() / abs(ker.divisor) > _F32_MAX:
+            raise PipelineError(i, label, f"weights / divisor reach {np.abs(w).max():.3g} / "
+                                          f"{ker.divisor:g}, beyond float32's range")
+        if abs(ker.bias) > _F32_MAX:
+            raise PipelineError(i, label + " bias", f"{ker.bias:.3g} is beyond float32's range")
 
 
 def stage_output_shape(i: int, st, shape) -> tuple[int, int, int]:
@@ -318,12 +328,10 @@ def stage_output_shape(i: int, st, shape) -> tuple[int, int, int]:
         _check_geometry(i, "padding",
                         lambda: resolve_padding(st.padding, st.kernels[0].shape, stride, dil,
                                                 (h, w)))
-        g = _check_geometry(i, "stride", lambda: conv_geometry(
+        g = _check_geometry(i, "kernels", lambda: conv_geometry(
             (h, w), st.kernels[0].shape, stride, st.padding, dil))
-        if st.padding_mode == "reflect" and max(g[0].pad_before, g[0].pad_after) >= h or \
-                st.padding_mode == "reflect" and max(g[1].pad_before, g[1].pad_after) >= w:
-            raise PipelineError(i, "padding", f"reflect padding must be smaller than the "
-                                              f"{h}x{w} input")
+        pads = ((g[0].pad_before, g[0].pad_after), (g[1].pad_before, g[1].pad_after))
+        _check_geometry(i, "padding", lambda: check_extent(st.padding_mode, pads, (h, w)))
         out_maps = maps * len(st.kernels) if st.mode == "per_channel" else len(st.kernels)
         return (out_maps, g[0].out, g[1].out)
     if isinstance(st, ActivationStage):
@@ -339,7 +347,12 @@ def stage_output_shape(i: int, st, shape) -> tuple[int, int, int]:
         _check_geometry(i, "kernel_size", lambda: pair(st.kernel_size, "kernel_size"))
         if st.stride is not None:
             _check_geometry(i, "stride", lambda: pair(st.stride, "stride"))
-        _check_geometry(i, "padding", lambda: pair(st.padding, "padding", minimum=0))
+        ph, pw = _check_geometry(i, "padding", lambda: pair(st.padding, "padding", minimum=0))
+        kh, kw = pair(st.kernel_size, "kernel_size")
+        for p, k in ((ph, kh), (pw, kw)):
+            if p > k // 2:
+                raise PipelineError(i, "padding", f"pooling padding must be at most half the "
+                                                  f"window: padding {p} > {k}//2 = {k // 2}")
         _check_geometry(i, "dilation", lambda: pair(st.dilation, "dilation"))
         g = _check_geometry(i, "kernel_size", lambda: pool_geometry(
             (h, w), st.kernel_size, st.stride, st.padding, st.dilation, st.ceil_mode))
@@ -416,6 +429,7 @@ class PipelineResult:
     input: StageResult
     stages: list[StageResult]
     error: PipelineError | None = None
+    image: Any = None  # the array run on: results are reused only for this very object
 
     def level(self, index: int) -> StageResult:
         """Stage ``index`` (-1 is the input)."""
@@ -511,15 +525,15 @@ def run(image, pipeline: Pipeline, *, previous: PipelineResult | None = None,
     it and ``error`` holds the :class:`PipelineError`.
     """
     key = _image_key(image)
-    inp = previous.input if previous is not None and previous.input.key == key \
-        else input_level(image)
+    same_image = previous is not None and previous.image is image and previous.input.key == key
+    inp = previous.input if same_image else input_level(image)
     levels: list[StageResult] = []
     prev = inp
-    reuse = previous is not None and previous.input is inp
+    reuse = same_image
     upstream = key
     for i, st in enumerate(pipeline.stages):
         if progress is not None and progress(i, len(pipeline.stages)) is False:
-            return PipelineResult(inp, levels, None)
+            return PipelineResult(inp, levels, None, image)
         key = upstream + "|" + json.dumps(st.to_dict(), sort_keys=True)
         if reuse and i < len(previous.stages) and previous.stages[i].key == key:
             res = previous.stages[i]
@@ -529,14 +543,14 @@ def run(image, pipeline: Pipeline, *, previous: PipelineResult | None = None,
                 stage_output_shape(i, st, prev.shape)
                 res = _run_stage(i, st, prev)
             except PipelineError as exc:
-                return PipelineResult(inp, levels, exc)
+                return PipelineResult(inp, levels, exc, image)
             res.key = key
         levels.append(res)
         prev = res
         upstream = key
     if progress is not None:
         progress(len(pipeline.stages), len(pipeline.stages))
-    return PipelineResult(inp, levels, None)
+    return PipelineResult(inp, levels, None, image)
 
 
 def _image_key(image) -> str:
@@ -551,6 +565,15 @@ def _image_key(image) -> str:
 def _expect(cond, where, message):
     if not cond:
         raise ValueError(f"{where}: {message}")
+
+
+def _check_numbers(v) -> None:
+    """Nested lists of real numbers only (no strings or booleans to be coerced)."""
+    if isinstance(v, list):
+        for item in v:
+            _check_numbers(item)
+    elif isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError(f"{v!r} is not a number")
 
 
 def _stage_from_dict(i: int, d) -> Any:
@@ -578,10 +601,11 @@ def _stage_from_dict(i: int, d) -> Any:
             extra = set(kd) - {"name", "weights", "bias", "divisor", "flip"}
             _expect(not extra, kw, f"unknown field(s) {sorted(extra)}")
             try:
+                _check_numbers(kd["weights"])
                 arr = np.array(kd["weights"], dtype=np.float64)
-            except (TypeError, ValueError):
-                raise ValueError(f"{kw}: weights must be a rectangular array of numbers") \
-                    from None
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{kw}: weights must be a rectangular array of numbers "
+                                 f"({exc})") from None
             _expect(arr.ndim in (2, 3), kw, f"weights must be 2-D or 3-D, got shape "
                                             f"{arr.shape}")
             for fname in ("bias", "divisor"):
@@ -598,6 +622,9 @@ def _stage_from_dict(i: int, d) -> Any:
     elif kind == "activation":
         st = ActivationStage(d.get("function", "relu"), float(d.get("alpha", 0.01)))
     else:
+        for flag in ("ceil_mode", "count_include_pad"):
+            _expect(isinstance(d.get(flag, False), bool), where, f"{flag} must be true or false, "
+                                                                f"got {d.get(flag)!r}")
         st = PoolStage(d.get("mode", "max"), _tuplify(d.get("kernel_size", 2)),
                        _tuplify(d.get("stride")), _tuplify(d.get("padding", 0)),
                        _tuplify(d.get("dilation", 1)), bool(d.get("ceil_mode", False)),
@@ -645,7 +672,7 @@ def load_pipeline(source) -> Pipeline:
         name = os.fspath(source)
         try:
             with open(name, "rb") as fh:
-                data = fh.read(16 << 20 + 1)
+                data = fh.read((16 << 20) + 1)
         except OSError as exc:
             raise PipelineFileError(f"cannot read pipeline '{name}': {exc.strerror or exc}") \
                 from None

@@ -1,0 +1,186 @@
+"""``convscope-run``: in-process through ``core.cli.main`` and once as ``python -m core.cli``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.cli import main
+from core.image import load_image
+from core.pipeline import (ActivationStage, ConvStage, Kernel, Pipeline, PoolStage,
+                           default_pipeline, run, save_pipeline)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def rgb_png(tmp_path):
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 256, size=(16, 12, 3), dtype=np.uint8)
+    path = tmp_path / "in.png"
+    Image.fromarray(arr).save(path)
+    return path
+
+
+def _index(out):
+    doc = json.loads((out / "maps.json").read_text())
+    return doc, doc["maps"]
+
+
+def _levels(res):
+    return [res.input, *res.stages]
+
+
+def test_default_pipeline_writes_every_map(rgb_png, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([str(rgb_png), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    doc, maps = _index(out)
+    assert len(maps) == 12  # input 3 + 3 stages x 3 maps
+    assert [m["level"] for m in maps] == [-1] * 3 + [0] * 3 + [1] * 3 + [2] * 3
+    files = sorted(os.listdir(out))
+    assert len(files) == 12 * 2 + 1
+    assert set(files) == {m["png"] for m in maps} | {m["npy"] for m in maps} | {"maps.json"}
+    assert not [f for f in files if f.endswith(".tmp")]
+    assert doc["pipeline"] == default_pipeline().to_dict()
+    assert doc["image"] == str(rgb_png.resolve())
+
+    # the .npy files hold exactly what core.pipeline.run computes
+    res = run(load_image(rgb_png), default_pipeline())
+    expected = [(lvl, m) for lvl in _levels(res) for m in range(lvl.maps.shape[0])]
+    for entry, (lvl, m) in zip(maps, expected):
+        arr = np.load(out / entry["npy"], allow_pickle=False)
+        assert arr.dtype == np.float32
+        np.testing.assert_array_equal(arr, lvl.maps[m])
+        assert entry["label"] == lvl.labels[m]
+        assert entry["shape"] == list(lvl.maps[m].shape)
+        assert entry["min"] == float(arr.min()) and entry["max"] == float(arr.max())
+    assert maps[0]["shape"] == [16, 12] and maps[-1]["shape"] == [8, 6]
+
+    # printed: every stage with its shape and its formula
+    lines = captured.out
+    assert "3 channel(s), 16x12" in lines
+    assert lines.count("-> 3 map(s) of 16x12") == 2
+    assert "-> 3 map(s) of 8x6" in lines
+    assert "stage 1: conv 1 kernel 3x3 per channel" in lines
+    assert "stage 3: max pool 2x2, stride 2" in lines
+    assert "wrote 12 maps" in lines
+    assert captured.err == ""
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_png_is_the_documented_linear_mapping(rgb_png, tmp_path, bits):
+    out = tmp_path / "out"
+    args = [str(rgb_png), "--out", str(out)] + (["--bits", "16"] if bits == 16 else [])
+    assert main(args) == 0
+    _, maps = _index(out)
+    top = 2 ** bits - 1
+    for entry in maps:
+        arr = np.load(out / entry["npy"]).astype(np.float64)
+        lo, hi = entry["png_range"]
+        assert (lo, hi) == (float(arr.min()), float(arr.max()))
+        with Image.open(out / entry["png"]) as im:
+            assert im.mode == ("L" if bits == 8 else "I;16")
+            assert im.size == (arr.shape[1], arr.shape[0])
+            levels = np.asarray(im).astype(np.int64)
+        if hi == lo:
+            expected = np.zeros(arr.shape)
+        else:
+            expected = np.rint((arr - lo) / (hi - lo) * top)
+        np.testing.assert_array_equal(levels, expected, err_msg=entry["png"])
+        assert levels.min() == 0 and (hi == lo or levels.max() == top)
+        # and the documented inverse gets the values back to within half a level
+        back = lo + levels / top * (hi - lo)
+        assert np.abs(back - arr).max() <= (hi - lo) / top / 2 + 1e-9
+
+
+def test_pipeline_file_and_gray(rgb_png, tmp_path, capsys):
+    pipe = Pipeline([ConvStage([Kernel(np.ones((3, 3)) / 9, name="box"),
+                                Kernel([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], name="sharp")],
+                               mode="sum", padding="valid"),
+                     ActivationStage("tanh"),
+                     PoolStage("avg", 3, stride=2, ceil_mode=True)])
+    pfile = tmp_path / "p.json"
+    save_pipeline(pfile, pipe)
+    out = tmp_path / "out"
+    assert main([str(rgb_png), "--pipeline", str(pfile), "--out", str(out), "--gray"]) == 0
+    printed = capsys.readouterr().out
+    assert "1 channel(s), 16x12" in printed
+    assert "-> 2 map(s) of 14x10" in printed
+    assert "-> 2 map(s) of 7x5" in printed
+    doc, maps = _index(out)
+    assert len(maps) == 1 + 2 + 2 + 2
+    assert doc["pipeline"] == pipe.to_dict()
+    res = run(load_image(rgb_png, mode="gray"), pipe)
+    for entry, (lvl, m) in zip(maps, [(lvl, m) for lvl in _levels(res)
+                                      for m in range(lvl.maps.shape[0])]):
+        np.testing.assert_array_equal(np.load(out / entry["npy"]), lvl.maps[m])
+    assert [m["label"] for m in maps][1:3] == ["sum * box", "sum * sharp"]
+
+
+def test_bad_image_exits_2_and_names_the_file(tmp_path, capsys):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"this is not an image")
+    out = tmp_path / "out"
+    assert main([str(bad), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and err.startswith("convscope-run: ")
+    assert not out.exists()
+    missing = tmp_path / "missing.png"
+    assert main([str(missing), "--out", str(out)]) == 2
+    assert str(missing) in capsys.readouterr().err
+
+
+def test_malformed_pipeline_exits_2(rgb_png, tmp_path, capsys):
+    pfile = tmp_path / "p.json"
+    pfile.write_text('{"format": "convscope-pipeline", "version": 1, "stages": [{"type": "x"}]}')
+    out = tmp_path / "out"
+    assert main([str(rgb_png), "--pipeline", str(pfile), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(pfile) in err and "'x'" in err
+    assert not out.exists()
+
+
+def test_empty_geometry_exits_2_with_the_formula(rgb_png, tmp_path, capsys):
+    pipe = Pipeline([ActivationStage("relu"),
+                     ConvStage([Kernel(np.ones((3, 3)))], stride=4, padding="valid"),
+                     PoolStage("max", 5)])  # 16x12 -> 4x3 -> pool 5: empty
+    pfile = tmp_path / "p.json"
+    save_pipeline(pfile, pipe)
+    out = tmp_path / "out"
+    assert main([str(rgb_png), "--pipeline", str(pfile), "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "-> 3 map(s) of 4x3" in captured.out  # the stages that ran are still reported
+    assert "stage 3" in captured.err
+    assert "4x3 input gives an empty output" in captured.err
+    assert "out = 1 + floor((4 - 5) / 5) = 0" in captured.err
+    assert not out.exists()
+
+
+def test_bits_must_be_8_or_16(rgb_png, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([str(rgb_png), "--out", str(tmp_path / "o"), "--bits", "12"])
+    assert info.value.code == 2
+
+
+def test_module_entry_point(rgb_png, tmp_path):
+    out = tmp_path / "out"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run([sys.executable, "-m", "core.cli", str(rgb_png), "--out", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote 12 maps" in proc.stdout
+    assert len(json.loads((out / "maps.json").read_text())["maps"]) == 12
+    proc = subprocess.run([sys.executable, "-m", "core.cli", str(tmp_path / "nope.png"),
+                           "--out", str(out)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "nope.png" in proc.stderr

@@ -1,0 +1,894 @@
+"""Tests of core.conv: conv2d (every method) against conv2d_naive, scipy.ndimage and
+hand-computed vectors; conv2d_backward against centred finite differences.
+
+Oracles: REFERENCE.md's test vectors, the naive loop twin, scipy.ndimage.correlate /
+convolve (mode names mapped as in core/padding.py), finite differences in float64.
+"""
+
+from __future__ import annotations
+
+import functools
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from scipy import ndimage
+
+import core.conv as conv_module
+from core.conv import CONV_METHODS, conv2d, conv2d_backward, conv2d_naive
+from core.geometry import output_size, resolve_padding
+from core.padding import PADDING_MODES
+
+# --------------------------------------------------------------------------- helpers
+
+METHODS = ("direct", "gemm", "fft", "auto")
+PAD_FORMS = ("int", "pair", "nested", "valid", "same", "full")
+KERNEL_SHAPES = ((1, 1), (2, 2), (1, 3), (3, 1), (3, 3), (2, 3))
+STRIDES = (1, 2, 3, (1, 2), (2, 1))
+DILATIONS = (1, 2, (1, 2), (2, 1))
+# PyTorch mode -> scipy.ndimage mode (and cval) for the second oracle
+SCIPY_MODE = {"zeros": "constant", "constant": "constant", "reflect": "mirror",
+              "replicate": "nearest", "circular": "wrap"}
+
+SHARPEN = np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], float)
+IMAGE_5X5 = np.array([[105, 102, 100, 97, 96],
+                      [103, 99, 103, 101, 102],
+                      [101, 98, 104, 102, 100],
+                      [99, 101, 106, 104, 99],
+                      [104, 104, 104, 100, 98]], float)
+
+
+def fmt(**kw) -> str:
+    """The trial's parameters, for assertion messages."""
+    return "; ".join(f"{k}={v!r}" for k, v in kw.items())
+
+
+def seed_of(*names) -> int:
+    """A seed derived from names (stable across runs, unlike hash())."""
+    return zlib.crc32("/".join(names).encode())
+
+
+def tolerance(x, w, dtype) -> float:
+    """Absolute tolerance: rounding error scales with sum|w| * max|x|."""
+    scale = 1.0 + float(np.abs(np.asarray(x, float)).max()) * float(
+        np.abs(np.asarray(w, float)).reshape(len(w), -1).sum(axis=1).max())
+    return scale * (1e-11 if np.dtype(dtype) == np.float64 else 2e-6)
+
+
+def assert_conv_close(got, ref, x, w, msg, dtype=np.float64):
+    assert got.shape == ref.shape, f"shape {got.shape} != {ref.shape}: {msg}"
+    np.testing.assert_allclose(got, ref, rtol=0, atol=tolerance(x, w, dtype), err_msg=msg)
+
+
+def axis_fits(n, k, s, d, pb, pa, mode) -> bool:
+    if n + pb + pa - d * (k - 1) - 1 < 0:
+        return False
+    if mode == "reflect" and max(pb, pa) >= n:
+        return False
+    if mode == "circular" and max(pb, pa) > n:
+        return False
+    return True
+
+
+def pair2(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def case_fits(hw, khw, stride, padding, dilation, mode) -> bool:
+    stride, dilation = pair2(stride), pair2(dilation)
+    pads = resolve_padding(padding, khw, stride, dilation, hw)
+    return all(axis_fits(n, k, s, d, pb, pa, mode)
+               for n, k, s, d, (pb, pa) in zip(hw, khw, stride, dilation, pads))
+
+
+def make_padding(rng, form):
+    if form == "int":
+        return int(rng.integers(0, 3))
+    if form == "pair":
+        return (int(rng.integers(0, 3)), int(rng.integers(0, 3)))
+    if form == "nested":
+        return tuple((int(rng.integers(0, 3)), int(rng.integers(0, 3))) for _ in range(2))
+    return form
+
+
+def groups_for(kind, c):
+    """(groups, filters) for a grouping kind: '1', 'C' (depthwise), '2', 'mult' (groups=C, F=2C)."""
+    if kind == "1":
+        return 1, None
+    if kind == "C":
+        return c, c
+    if kind == "2":
+        return 2, None
+    return c, 2 * c
+
+
+@dataclass
+class Case:
+    x: np.ndarray
+    weight: np.ndarray
+    bias: np.ndarray | None
+    kwargs: dict = field(default_factory=dict)
+
+    def describe(self, **extra) -> str:
+        return fmt(x_shape=self.x.shape, x_dtype=str(self.x.dtype), w_shape=self.weight.shape,
+                   bias=self.bias is not None, **self.kwargs, **extra)
+
+
+def random_case(rng, *, mode=None, form=None, groups_kind=None, kernel=None, stride=None,
+                dilation=None, flip=None, max_hw=7, n=None, channels=None,
+                big_kernel_p=0.1) -> Case:
+    """A random valid convolution; any argument fixed by the caller is kept."""
+    while True:
+        m = mode or PADDING_MODES[int(rng.integers(len(PADDING_MODES)))]
+        pf = form or PAD_FORMS[int(rng.integers(len(PAD_FORMS)))]
+        gk = groups_kind or ("1", "C", "2", "mult")[int(rng.integers(4))]
+        c = int(rng.choice([2, 4])) if gk == "2" else int(rng.integers(1, 5))
+        c = channels or c
+        g, f = groups_for(gk, c)
+        if f is None:
+            f = g * int(rng.integers(1, 3))
+        h, w = (int(v) for v in rng.integers(3, max_hw + 1, 2))
+        kh, kw = kernel or KERNEL_SHAPES[int(rng.integers(len(KERNEL_SHAPES)))]
+        padding = make_padding(rng, pf)
+        if kernel is None and rng.random() < big_kernel_p:
+            # a kernel larger than the image, made to fit by padding
+            kh, kw = h + int(rng.integers(1, 3)), w + int(rng.integers(0, 2))
+            padding = pf if pf in ("same", "full") else (kh - 1, kw - 1)
+        s = stride if stride is not None else STRIDES[int(rng.integers(len(STRIDES)))]
+        d = dilation if dilation is not None else DILATIONS[int(rng.integers(len(DILATIONS)))]
+        if not case_fits((h, w), (kh, kw), s, padding, d, m):
+            continue
+        nn = n or int(rng.integers(1, 3))
+        x = rng.standard_normal((nn, c, h, w))
+        weight = rng.standard_normal((f, c // g, kh, kw))
+        bias = rng.standard_normal(f) if rng.random() < 0.5 else None
+        fl = bool(rng.integers(2)) if flip is None else flip
+        kwargs = dict(stride=s, padding=padding, dilation=d, groups=g, padding_mode=m,
+                      flip=fl)
+        if m == "constant":
+            kwargs["cval"] = float(np.round(rng.standard_normal(), 3))
+        return Case(x, weight, bias, kwargs)
+
+
+def channels_last(x):
+    """An (N, C, H, W) view of (N, H, W, C) memory."""
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+def numeric_grad(loss, a, eps=1e-6):
+    """Centred finite differences of the scalar ``loss()`` w.r.t. every entry of ``a``."""
+    grad = np.zeros_like(a)
+    flat, gflat = a.reshape(-1), grad.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + eps
+        up = loss()
+        flat[i] = old - eps
+        down = loss()
+        flat[i] = old
+        gflat[i] = (up - down) / (2 * eps)
+    return grad
+
+
+# ------------------------------------------------------------------ reference vectors
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_vector1_sharpen_top_left_is_320(method):
+    x = IMAGE_5X5[None, None]
+    y = conv2d(x, SHARPEN[None, None], padding=1, method=method)
+    assert y.shape == (1, 1, 5, 5)
+    # 0*0 + 0*-1 + 0*0 + 0*-1 + 105*5 + 102*-1 + 0*0 + 103*-1 + 99*0
+    assert y[0, 0, 0, 0] == pytest.approx(320.0)
+    # a cell away from the border: 99*5 - 102 - 103 - 103 - 98 = 89
+    assert y[0, 0, 1, 1] == pytest.approx(89.0)
+    np.testing.assert_allclose(y, conv2d_naive(x, SHARPEN[None, None], padding=1), atol=1e-9)
+
+
+def test_vector1_naive_whole_output_by_hand():
+    padded = np.pad(IMAGE_5X5, 1)
+    expected = np.array([[np.sum(padded[i:i + 3, j:j + 3] * SHARPEN) for j in range(5)]
+                         for i in range(5)])
+    np.testing.assert_array_equal(conv2d_naive(IMAGE_5X5[None], SHARPEN[None, None],
+                                               padding=1)[0], expected)
+    assert expected[0, 0] == 320
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_vector2_window_times_kernel_is_8(method):
+    window = np.array([[1.0, 6.0], [5.0, 3.0]])
+    kernel = np.array([[1.0, 2.0], [-1.0, 0.0]])
+    y = conv2d(window[None, None], kernel[None, None], method=method)
+    assert y.shape == (1, 1, 1, 1)
+    assert y[0, 0, 0, 0] == pytest.approx(8.0)
+    # plus a bias, as s = w11*p11 + ... + b
+    y = conv2d(window[None, None], kernel[None, None], np.array([0.5]), method=method)
+    assert y[0, 0, 0, 0] == pytest.approx(8.5)
+
+
+def test_feature_maps_equal_number_of_kernels_and_sum_channels():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 6, 6))  # an RGB image
+    w = rng.standard_normal((5, 3, 3, 3))
+    y = conv2d(x, w, np.arange(5.0))
+    assert y.shape == (5, 4, 4)
+    # one filter spans all input channels and sums them, plus one bias
+    per_channel = sum(conv2d(x[c:c + 1], w[1:2, c:c + 1]) for c in range(3))
+    np.testing.assert_allclose(y[1], per_channel[0] + 1.0, atol=1e-10)
+
+
+# --------------------------------------------------------- random sweeps vs the naive
+
+
+SWEEP_SEEDS = (0, 1, 2, 3)
+SWEEP_TRIALS = 30
+
+
+@functools.lru_cache(maxsize=None)
+def sweep_cases(seed):
+    rng = np.random.default_rng(seed)
+    cases = [random_case(rng) for _ in range(SWEEP_TRIALS)]
+    return [(c, conv2d_naive(c.x, c.weight, c.bias, **c.kwargs)) for c in cases]
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("seed", SWEEP_SEEDS)
+def test_random_sweep_matches_naive(seed, method):
+    for trial, (case, ref) in enumerate(sweep_cases(seed)):
+        got = conv2d(case.x, case.weight, case.bias, method=method, **case.kwargs)
+        msg = case.describe(seed=seed, trial=trial, method=method)
+        assert got.dtype == np.float64, msg
+        assert_conv_close(got, ref, case.x, case.weight, msg)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("form", PAD_FORMS)
+@pytest.mark.parametrize("mode", PADDING_MODES)
+def test_every_mode_and_padding_form(mode, form, method):
+    rng = np.random.default_rng(seed_of(mode, form))
+    for trial in range(3):
+        case = random_case(rng, mode=mode, form=form, big_kernel_p=0.0)
+        ref = conv2d_naive(case.x, case.weight, case.bias, **case.kwargs)
+        got = conv2d(case.x, case.weight, case.bias, method=method, **case.kwargs)
+        assert_conv_close(got, ref, case.x, case.weight, case.describe(trial=trial,
+                                                                          method=method))
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("option, values", [
+    ("stride", STRIDES),
+    ("dilation", DILATIONS),
+    ("groups_kind", ("1", "C", "2", "mult")),
+    ("kernel", KERNEL_SHAPES + ((3, 2), (1, 5), (4, 4))),
+    ("flip", (False, True)),
+])
+def test_each_option_value_matches_naive(option, values, method):
+    rng = np.random.default_rng(len(option))
+    for value in values:
+        for trial in range(2):
+            case = random_case(rng, **{option: value})
+            ref = conv2d_naive(case.x, case.weight, case.bias, **case.kwargs)
+            got = conv2d(case.x, case.weight, case.bias, method=method, **case.kwargs)
+            assert_conv_close(got, ref, case.x, case.weight,
+                              case.describe(option=option, value=value, method=method))
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("mode", ["zeros", "constant", "replicate", "circular"])
+def test_kernel_larger_than_image_with_padding(method, mode):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((1, 2, 3, 4))
+    w = rng.standard_normal((3, 2, 5, 6))
+    for padding in ("full", "same", (2, 3), ((4, 0), (1, 2))):
+        if not case_fits((3, 4), (5, 6), 1, padding, 1, mode):
+            continue
+        kw = dict(padding=padding, padding_mode=mode, cval=0.25)
+        ref = conv2d_naive(x, w, **kw)
+        got = conv2d(x, w, method=method, **kw)
+        assert_conv_close(got, ref, x, w, fmt(method=method, **kw))
+    # 'full' gives in + k - 1 and every window overlaps the image
+    assert conv2d(x, w, padding="full", method=method).shape == (1, 3, 7, 9)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_depth_multiplier(method):
+    """groups=C with F=2C: filters 2c and 2c+1 see only channel c."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 6, 5))
+    w = rng.standard_normal((6, 1, 3, 3))
+    y = conv2d(x, w, groups=3, padding=1, method=method)
+    for f in range(6):
+        single = conv2d(x[:, f // 2:f // 2 + 1], w[f:f + 1], padding=1, method=method)
+        np.testing.assert_allclose(y[:, f], single[:, 0], atol=1e-10, err_msg=f"filter {f}")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_two_groups_are_independent(method):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((1, 4, 5, 5))
+    w = rng.standard_normal((6, 2, 2, 3))
+    y = conv2d(x, w, groups=2, method=method)
+    np.testing.assert_allclose(y[:, :3], conv2d(x[:, :2], w[:3], method=method), atol=1e-10)
+    np.testing.assert_allclose(y[:, 3:], conv2d(x[:, 2:], w[3:], method=method), atol=1e-10)
+
+
+# ------------------------------------------------------------- layouts and dtypes
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("mode", PADDING_MODES)
+@pytest.mark.parametrize("groups_kind", ["1", "C", "mult"])
+def test_channels_last_view_same_values(method, mode, groups_kind):
+    rng = np.random.default_rng(21)
+    for stride in (1, 2):
+        case = random_case(rng, mode=mode, groups_kind=groups_kind, stride=stride,
+                           kernel=(3, 3), dilation=1, channels=3, big_kernel_p=0.0)
+        kw = case.kwargs
+        ref = conv2d(case.x, case.weight, case.bias, method=method, **kw)
+        for dtype in (np.float64, np.float32):
+            xcl = channels_last(case.x.astype(dtype))
+            assert xcl.shape == case.x.shape and not xcl.flags.c_contiguous
+            got = conv2d(xcl, case.weight.astype(dtype), case.bias, method=method, **kw)
+            assert got.dtype == dtype
+            assert_conv_close(got, ref, case.x, case.weight,
+                              case.describe(method=method, dtype=dtype.__name__), dtype)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_non_contiguous_views(method):
+    rng = np.random.default_rng(22)
+    base = rng.standard_normal((2, 3, 9, 10))
+    w = rng.standard_normal((3, 1, 3, 2))
+    for x in (base[:, :, ::2, ::-1], base[:, ::-1, 1:, :], channels_last(base)[:1, :, 2:, 1:],
+              channels_last(base)[:, :, ::2]):
+        ref = conv2d_naive(x, w, groups=3, padding=1, padding_mode="reflect")
+        got = conv2d(x, w, groups=3, padding=1, padding_mode="reflect", method=method)
+        assert_conv_close(got, ref, x, w, fmt(shape=x.shape, strides=x.strides, method=method))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_3d_input_returns_3d(method):
+    rng = np.random.default_rng(23)
+    x = rng.standard_normal((3, 6, 7))
+    w = rng.standard_normal((4, 3, 3, 3))
+    y = conv2d(x, w, np.ones(4), padding="same", method=method)
+    assert y.shape == (4, 6, 7)
+    np.testing.assert_allclose(y, conv2d(x[None], w, np.ones(4), padding="same",
+                                         method=method)[0], atol=1e-10)
+    np.testing.assert_allclose(y, conv2d_naive(x, w, np.ones(4), padding="same"), atol=1e-10)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("x_dtype, w_dtype, out_dtype", [
+    (np.float64, np.float64, np.float64),
+    (np.float32, np.float32, np.float32),
+    (np.float32, np.float64, np.float64),
+    (np.float64, np.float32, np.float64),
+    (np.uint8, np.float32, np.float32),
+    (np.uint8, np.int64, np.float32),
+    (np.float16, np.float32, np.float32),
+    (np.int32, np.float64, np.float64),
+])
+def test_dtypes(method, x_dtype, w_dtype, out_dtype):
+    rng = np.random.default_rng(24)
+    if np.dtype(x_dtype).kind in "ui":
+        x = rng.integers(0, 256, (2, 3, 7, 6)).astype(x_dtype)
+    else:
+        x = rng.standard_normal((2, 3, 7, 6)).astype(x_dtype)
+    w = (rng.integers(-3, 4, (3, 1, 3, 3)) if np.dtype(w_dtype).kind == "i"
+         else rng.standard_normal((3, 1, 3, 3))).astype(w_dtype)
+    for groups, weight in ((3, w), (1, np.repeat(w, 3, axis=1))):
+        y = conv2d(x, weight, groups=groups, padding=1, padding_mode="replicate", method=method)
+        assert y.dtype == out_dtype
+        ref = conv2d_naive(x, weight, groups=groups, padding=1, padding_mode="replicate")
+        assert_conv_close(y, ref, x, weight, fmt(method=method, groups=groups), out_dtype)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_uint8_image_with_sharpen(method):
+    img = IMAGE_5X5.astype(np.uint8)
+    y = conv2d(img[None], SHARPEN[None, None].astype(np.float32), padding=1, method=method)
+    assert y.dtype == np.float32
+    assert y[0, 0, 0] == pytest.approx(320.0)
+    np.testing.assert_allclose(y, conv2d_naive(img[None], SHARPEN[None, None], padding=1),
+                               atol=1e-3)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_inputs_are_not_modified(method):
+    rng = np.random.default_rng(25)
+    x, w, b = rng.standard_normal((1, 2, 5, 5)), rng.standard_normal((2, 2, 3, 3)), np.ones(2)
+    copies = x.copy(), w.copy(), b.copy()
+    conv2d(x, w, b, padding=1, flip=True, method=method)
+    for a, c in zip((x, w, b), copies):
+        np.testing.assert_array_equal(a, c)
+
+
+# --------------------------------------- internal code paths (chunks, threads, fft)
+
+
+@pytest.mark.parametrize("groups_kind", ["1", "C", "2", "mult"])
+def test_gemm_chunked_path(monkeypatch, groups_kind):
+    """A tiny chunk budget forces the per-image, per-row-block matrix products."""
+    monkeypatch.setattr(conv_module, "GEMM_CHUNK_BYTES", 64)
+    rng = np.random.default_rng(31)
+    for trial in range(4):
+        case = random_case(rng, groups_kind=groups_kind, max_hw=8)
+        ref = conv2d_naive(case.x, case.weight, case.bias, **case.kwargs)
+        got = conv2d(case.x, case.weight, case.bias, method="gemm", **case.kwargs)
+        assert_conv_close(got, ref, case.x, case.weight, case.describe(trial=trial))
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("groups_kind", ["1", "C", "mult"])
+def test_direct_threaded_row_blocks(monkeypatch, layout, groups_kind):
+    """Force one-row blocks split over two threads."""
+    monkeypatch.setattr(conv_module, "THREAD_MIN_WORK", 0)
+    monkeypatch.setattr(conv_module, "_BLOCK_ELEMS", 1)
+    rng = np.random.default_rng(32)
+    for trial in range(3):
+        case = random_case(rng, groups_kind=groups_kind, stride=1, max_hw=9, channels=3,
+                           big_kernel_p=0.0)
+        x = channels_last(case.x) if layout == "channels_last" else case.x
+        ref = conv2d_naive(x, case.weight, case.bias, **case.kwargs)
+        got = conv2d(x, case.weight, case.bias, method="direct", **case.kwargs)
+        assert_conv_close(got, ref, case.x, case.weight, case.describe(trial=trial,
+                                                                          layout=layout))
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_direct_large_image_threads_match_scipy(layout):
+    """A real-size RGB image (600x600, float32) takes the threaded direct path."""
+    rng = np.random.default_rng(33)
+    img = rng.random((600, 600, 3), dtype=np.float32)
+    x = img.transpose(2, 0, 1)[None] if layout == "channels_last" else np.ascontiguousarray(
+        img.transpose(2, 0, 1))[None]
+    w = rng.standard_normal((3, 1, 3, 3)).astype(np.float32)
+    y = conv2d(x, w, groups=3, padding="same", padding_mode="replicate", method="direct")
+    assert y.dtype == np.float32 and y.shape == (1, 3, 600, 600)
+    for c in range(3):
+        ref = ndimage.correlate(img[..., c].astype(np.float64), w[c, 0].astype(np.float64),
+                                mode="nearest")
+        np.testing.assert_allclose(y[0, c], ref, atol=1e-4, err_msg=f"channel {c}")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_auto_with_large_kernel(dtype):
+    """Kernels of 100+ taps (auto picks the FFT) still match the direct loop."""
+    rng = np.random.default_rng(34)
+    x = rng.standard_normal((1, 3, 24, 20)).astype(dtype)
+    w = rng.standard_normal((3, 1, 11, 10)).astype(dtype)
+    for kw in (dict(padding="same"), dict(padding=0, stride=2), dict(padding=3, dilation=(1, 2)),
+               dict(padding="full", padding_mode="circular")):
+        try:
+            ref = conv2d(x.astype(np.float64), w.astype(np.float64), groups=3,
+                         method="direct", **kw)
+        except ValueError:
+            continue
+        for method in ("auto", "fft", "gemm"):
+            got = conv2d(x, w, groups=3, method=method, **kw)
+            assert got.dtype == dtype
+            assert_conv_close(got, ref, x, w, fmt(method=method, **kw), dtype)
+
+
+@pytest.mark.parametrize("c, f, groups, kernel", [
+    (4, 8, 1, (3, 3)),    # a CNN layer: many filters (auto -> gemm)
+    (3, 32, 1, (3, 3)),
+    (2, 4, 1, (9, 9)),    # 81 taps, few filters
+    (4, 4, 2, (11, 10)),  # 110 taps, grouped
+    (1, 1, 1, (12, 12)),  # large single kernel (auto -> fft)
+])
+def test_auto_matches_naive_across_method_choices(c, f, groups, kernel):
+    rng = np.random.default_rng(35)
+    x = rng.standard_normal((2, c, 14, 13))
+    w = rng.standard_normal((f, c // groups) + kernel)
+    b = rng.standard_normal(f)
+    kw = dict(padding="same", groups=groups, padding_mode="reflect")
+    ref = conv2d_naive(x, w, b, **kw)
+    for method in METHODS:
+        assert_conv_close(conv2d(x, w, b, method=method, **kw), ref, x, w,
+                          fmt(method=method, c=c, f=f, kernel=kernel, **kw))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("kernel", [(3, 3), (10, 10)])
+def test_a_nan_pixel_only_reaches_the_windows_that_contain_it(method, kernel):
+    """All methods "give the same result up to float rounding" (conv2d's docstring), so a
+    non-finite input pixel must poison only the outputs whose window covers it, as in
+    the naive loop (and PyTorch). With 100+ taps "auto" picks the FFT."""
+    x = np.zeros((1, 1, 16, 16))
+    x[0, 0, 7, 6] = np.nan
+    x[0, 0, 12:, 12:] = 1.0
+    w = np.ones((1, 1) + kernel)
+    ref = conv2d_naive(x, w, padding="same")
+    got = conv2d(x, w, padding="same", method=method)
+    msg = fmt(method=method, kernel=kernel)
+    assert np.isnan(ref).sum() == kernel[0] * kernel[1]
+    assert np.isnan(got).sum() == np.isnan(ref).sum(), (
+        f"{np.isnan(got).sum()} NaN outputs instead of {np.isnan(ref).sum()}: {msg}")
+    np.testing.assert_allclose(got, ref, atol=1e-9, err_msg=msg)
+
+
+# ---------------------------------------------------------- scipy.ndimage as oracle
+
+
+def scipy_same(x2, k2, mode, cval, flip=False):
+    """PyTorch 'same' (stride 1) through scipy.ndimage.
+
+    scipy centres a kernel of size k at index k // 2. For odd k that is PyTorch's
+    'same'. For even k PyTorch pads (k-1)//2 before and k//2 after, i.e. the window of
+    output i starts at i - (k-1)//2, one cell later than scipy's i - k//2: correlate
+    needs origin=-1 on even axes. scipy.ndimage.convolve already shifts even kernels by
+    one (it is correlate with the flipped kernel and origin -origin-1), so for flip=True
+    origin=0 is right for odd and even sizes alike.
+    """
+    smode = SCIPY_MODE[mode]
+    cv = cval if mode == "constant" else 0.0
+    if flip:
+        return ndimage.convolve(x2, k2, mode=smode, cval=cv, origin=0)
+    origin = tuple(-1 if k % 2 == 0 else 0 for k in k2.shape)
+    return ndimage.correlate(x2, k2, mode=smode, cval=cv, origin=origin)
+
+
+def dilate_kernel(k2, d):
+    dh, dw = pair2(d)
+    out = np.zeros((dh * (k2.shape[0] - 1) + 1, dw * (k2.shape[1] - 1) + 1))
+    out[::dh, ::dw] = k2
+    return out
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("mode", PADDING_MODES)
+@pytest.mark.parametrize("kernel", [(1, 1), (3, 3), (5, 3), (1, 3), (3, 1),
+                                    (2, 2), (4, 2), (2, 3), (3, 4)])
+def test_same_per_channel_matches_scipy(method, mode, kernel):
+    rng = np.random.default_rng(41)
+    x = rng.standard_normal((3, 9, 8))
+    w = rng.standard_normal((3, 1) + kernel)
+    for dilation in (1, (2, 1)):
+        for flip in (False, True):
+            kw = dict(padding="same", dilation=dilation, padding_mode=mode, cval=-0.75,
+                      flip=flip)
+            y = conv2d(x, w, groups=3, method=method, **kw)
+            assert y.shape == x.shape
+            for c in range(3):
+                ref = scipy_same(x[c], dilate_kernel(w[c, 0], dilation), mode, -0.75, flip)
+                np.testing.assert_allclose(y[c], ref, atol=1e-10,
+                                           err_msg=fmt(channel=c, method=method, **kw))
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("mode", PADDING_MODES)
+def test_flip_equals_scipy_convolve(method, mode):
+    rng = np.random.default_rng(42)
+    x = rng.standard_normal((1, 1, 7, 7))
+    for kernel in ((3, 3), (3, 5), (2, 2), (1, 4)):
+        w = rng.standard_normal((1, 1) + kernel)
+        y = conv2d(x, w, padding="same", padding_mode=mode, cval=2.0, flip=True, method=method)
+        ref = ndimage.convolve(x[0, 0], w[0, 0], mode=SCIPY_MODE[mode],
+                               cval=2.0 if mode == "constant" else 0.0)
+        np.testing.assert_allclose(y[0, 0], ref, atol=1e-10, err_msg=fmt(kernel=kernel))
+        # and flip is exactly correlation with the kernel rotated by 180 degrees
+        np.testing.assert_allclose(
+            y, conv2d(x, w[..., ::-1, ::-1], padding="same", padding_mode=mode, cval=2.0,
+                      method=method), atol=1e-12)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_multichannel_valid_strided_matches_scipy(method):
+    """groups=1, no padding, stride 2: y[f] = sum_c correlate(x[c], w[f, c]) on the valid
+    region, every second row/column (odd kernel: centres k//2 .. n-1-k//2)."""
+    rng = np.random.default_rng(43)
+    x = rng.standard_normal((3, 11, 9))
+    w = rng.standard_normal((2, 3, 3, 5))
+    y = conv2d(x, w, stride=2, method=method)
+    assert y.shape == (2, 5, 3)
+    for f in range(2):
+        full = sum(ndimage.correlate(x[c], w[f, c], mode="constant") for c in range(3))
+        ref = full[1:-1:2, 2:-2:2]
+        np.testing.assert_allclose(y[f], ref, atol=1e-10)
+
+
+# -------------------------------------------------------------- backward passes
+
+
+def check_conv_gradients(case, msg):
+    x, w = case.x.copy(), case.weight.copy()
+    b = case.bias
+    y = conv2d(x, w, b, **case.kwargs)
+    rng = np.random.default_rng(x.size)
+    g = rng.standard_normal(y.shape)
+    gx, gw, gb = conv2d_backward(g, x, w, **case.kwargs)
+    assert gx.shape == x.shape and gw.shape == w.shape and gb.shape == (w.shape[0],), msg
+
+    def loss():
+        return float(np.sum(conv2d(x, w, b, method="gemm", **case.kwargs) * g))
+
+    np.testing.assert_allclose(gx, numeric_grad(loss, x), rtol=1e-6, atol=1e-6,
+                               err_msg="grad_x: " + msg)
+    np.testing.assert_allclose(gw, numeric_grad(loss, w), rtol=1e-6, atol=1e-6,
+                               err_msg="grad_weight: " + msg)
+    np.testing.assert_allclose(gb, g.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-12,
+                               err_msg="grad_bias: " + msg)
+    if b is not None:
+        bb = b.copy()
+
+        def loss_b():
+            return float(np.sum(conv2d(x, w, bb, method="gemm", **case.kwargs) * g))
+
+        np.testing.assert_allclose(gb, numeric_grad(loss_b, bb), rtol=1e-6, atol=1e-6,
+                                   err_msg="grad_bias (fd): " + msg)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_backward_random_sweep(seed):
+    rng = np.random.default_rng(1000 + seed)
+    for trial in range(10):
+        case = random_case(rng, max_hw=5, n=1)
+        check_conv_gradients(case, case.describe(seed=seed, trial=trial))
+
+
+@pytest.mark.parametrize("form", PAD_FORMS)
+@pytest.mark.parametrize("mode", PADDING_MODES)
+def test_backward_every_mode_and_form(mode, form):
+    rng = np.random.default_rng(seed_of("backward", mode, form))
+    for trial in range(2):
+        case = random_case(rng, mode=mode, form=form, max_hw=5, n=1, big_kernel_p=0.0)
+        check_conv_gradients(case, case.describe(trial=trial))
+
+
+@pytest.mark.parametrize("option, values", [
+    ("stride", STRIDES),
+    ("dilation", DILATIONS),
+    ("groups_kind", ("1", "C", "2", "mult")),
+    ("kernel", ((1, 1), (2, 2), (1, 3), (3, 1), (2, 3))),
+    ("flip", (False, True)),
+])
+def test_backward_each_option(option, values):
+    rng = np.random.default_rng(7 + len(option))
+    for value in values:
+        case = random_case(rng, max_hw=5, n=1, **{option: value})
+        check_conv_gradients(case, case.describe(option=option, value=value))
+
+
+def test_backward_batch_and_3d_input():
+    rng = np.random.default_rng(50)
+    x = rng.standard_normal((2, 2, 4, 4))
+    w = rng.standard_normal((3, 2, 2, 3))
+    kw = dict(padding=((1, 0), (2, 1)), padding_mode="circular", stride=(1, 2))
+    g = rng.standard_normal(conv2d(x, w, **kw).shape)
+    gx, gw, gb = conv2d_backward(g, x, w, **kw)
+    gx0, gw0, gb0 = conv2d_backward(g[0], x[0], w, **kw)
+    gx1, gw1, gb1 = conv2d_backward(g[1], x[1], w, **kw)
+    assert gx0.shape == x[0].shape
+    np.testing.assert_allclose(gx, np.stack([gx0, gx1]), atol=1e-12)
+    np.testing.assert_allclose(gw, gw0 + gw1, atol=1e-12)
+    np.testing.assert_allclose(gb, gb0 + gb1, atol=1e-12)
+    np.testing.assert_allclose(gb, g.sum(axis=(0, 2, 3)), atol=1e-12)
+
+
+def test_backward_need_x_false_and_cval_irrelevant():
+    rng = np.random.default_rng(51)
+    x = rng.standard_normal((1, 2, 5, 5))
+    w = rng.standard_normal((2, 2, 3, 3))
+    g = rng.standard_normal((1, 2, 5, 5))
+    gx, gw, gb = conv2d_backward(g, x, w, padding=1, padding_mode="constant", cval=3.0)
+    gx2, gw2, gb2 = conv2d_backward(g, x, w, padding=1, padding_mode="constant", cval=0.0,
+                                    need_x=False)
+    assert gx2 is None
+    # the border value enters grad_weight through the padded windows
+    assert not np.allclose(gw, gw2)
+    gxz, _, _ = conv2d_backward(g, x, w, padding=1, padding_mode="zeros")
+    np.testing.assert_allclose(gx, gxz, atol=1e-12)
+    np.testing.assert_allclose(gb, gb2)
+
+
+def test_backward_float32_and_channels_last():
+    rng = np.random.default_rng(52)
+    x = rng.standard_normal((1, 3, 6, 6))
+    w = rng.standard_normal((3, 1, 3, 3))
+    g = rng.standard_normal((1, 3, 6, 6))
+    ref = conv2d_backward(g, x, w, padding=1, groups=3, padding_mode="reflect")
+    got = conv2d_backward(g.astype(np.float32), channels_last(x.astype(np.float32)),
+                          w.astype(np.float32), padding=1, groups=3, padding_mode="reflect")
+    for r, a in zip(ref, got):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, r, rtol=1e-4, atol=1e-4)
+
+
+# ----------------------------------------------------------------- properties
+
+
+@st.composite
+def conv_setups(draw):
+    c = draw(st.integers(1, 3))
+    gk = draw(st.sampled_from(["1", "C", "mult"]))
+    g, f = groups_for(gk, c)
+    if f is None:
+        f = draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    h, w = draw(st.integers(1, 8)), draw(st.integers(1, 8))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    form = draw(st.sampled_from(PAD_FORMS))
+    padding = {"int": draw(st.integers(0, 3)),
+               "pair": (draw(st.integers(0, 3)), draw(st.integers(0, 3))),
+               "nested": ((draw(st.integers(0, 3)), draw(st.integers(0, 3))),
+                          (draw(st.integers(0, 3)), draw(st.integers(0, 3))))}.get(form, form)
+    mode = draw(st.sampled_from(PADDING_MODES))
+    assume(case_fits((h, w), (kh, kw), stride, padding, dilation, mode))
+    seed = draw(st.integers(0, 2**32 - 1))
+    method = draw(st.sampled_from(METHODS))
+    flip = draw(st.booleans())
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((draw(st.integers(1, 2)), c, h, w))
+    weight = rng.standard_normal((f, c // g, kh, kw))
+    kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=g,
+                  padding_mode=mode, cval=0.5, flip=flip, method=method)
+    return x, weight, kwargs, rng
+
+
+@settings(deadline=None, max_examples=60)
+@given(conv_setups(), st.floats(-3, 3), st.floats(-3, 3))
+def test_linear_in_x(setup, a, b):
+    x, w, kw, rng = setup
+    kw = dict(kw, padding_mode="zeros" if kw["padding_mode"] == "constant" else kw["padding_mode"])
+    x2 = rng.standard_normal(x.shape)
+    lhs = conv2d(a * x + b * x2, w, **kw)
+    rhs = a * conv2d(x, w, **kw) + b * conv2d(x2, w, **kw)
+    np.testing.assert_allclose(lhs, rhs, atol=1e-9, err_msg=fmt(**kw))
+
+
+@settings(deadline=None, max_examples=60)
+@given(conv_setups(), st.floats(-3, 3), st.floats(-3, 3))
+def test_linear_in_weight(setup, a, b):
+    x, w, kw, rng = setup
+    w2 = rng.standard_normal(w.shape)
+    lhs = conv2d(x, a * w + b * w2, **kw)
+    rhs = a * conv2d(x, w, **kw) + b * conv2d(x, w2, **kw)
+    np.testing.assert_allclose(lhs, rhs, atol=1e-9, err_msg=fmt(**kw))
+
+
+@settings(deadline=None, max_examples=60)
+@given(conv_setups())
+def test_output_shape_is_output_size(setup):
+    x, w, kw, _ = setup
+    y = conv2d(x, w, **kw)
+    ho, wo = output_size(x.shape[2:], w.shape[2:], kw["stride"], kw["padding"], kw["dilation"])
+    assert y.shape == (x.shape[0], w.shape[0], ho, wo), fmt(**kw)
+
+
+@settings(deadline=None, max_examples=30)
+@given(st.integers(1, 4), st.integers(1, 6), st.integers(1, 6), st.sampled_from(METHODS),
+       st.sampled_from(["zeros", "reflect", "replicate", "circular"]), st.booleans())
+def test_identity_kernel_returns_x(c, h, w, method, mode, depthwise):
+    x = np.random.default_rng(c * 100 + h * 10 + w).standard_normal((2, c, h, w))
+    weight = np.ones((c, 1, 1, 1)) if depthwise else np.eye(c)[:, :, None, None]
+    y = conv2d(x, weight, groups=c if depthwise else 1, padding_mode=mode, method=method)
+    np.testing.assert_allclose(y, x, atol=1e-12)
+    # a 3x3 identity (centre tap) with 'same' padding too, whatever the border mode
+    if h > 1 and w > 1:
+        k3 = np.zeros((c, 1, 3, 3))
+        k3[:, 0, 1, 1] = 1
+        y = conv2d(x, k3, groups=c, padding="same", padding_mode=mode, method=method)
+        np.testing.assert_allclose(y, x, atol=1e-12)
+
+
+@settings(deadline=None, max_examples=40)
+@given(st.integers(1, 5), st.integers(1, 5), st.integers(1, 6), st.integers(1, 6),
+       st.data(), st.sampled_from(METHODS), st.integers(0, 2**32 - 1))
+def test_delta_image_reproduces_the_kernel(kh, kw, h, w, data, method, seed):
+    r, c = data.draw(st.integers(0, h - 1)), data.draw(st.integers(0, w - 1))
+    x = np.zeros((1, 1, h, w))
+    x[0, 0, r, c] = 1.0
+    k = np.random.default_rng(seed).standard_normal((1, 1, kh, kw))
+    y = conv2d(x, k, padding="full", method=method)
+    assert y.shape == (1, 1, h + kh - 1, w + kw - 1)
+    expected = np.zeros(y.shape)
+    expected[0, 0, r:r + kh, c:c + kw] = k[0, 0, ::-1, ::-1]  # correlation flips the response
+    np.testing.assert_allclose(y, expected, atol=1e-12)
+    yf = conv2d(x, k, padding="full", flip=True, method=method)
+    expected[0, 0, r:r + kh, c:c + kw] = k[0, 0]  # true convolution reproduces the kernel
+    np.testing.assert_allclose(yf, expected, atol=1e-12)
+
+
+# ------------------------------------------------------------------- bad input
+
+
+def backward_with_ones(x, weight, bias=None, **kw):
+    """conv2d_backward with a grad_out of the right shape when the geometry has one."""
+    kw.pop("method", None)
+    try:
+        ho, wo = output_size(np.shape(x)[-2:], np.shape(weight)[-2:], kw.get("stride", 1),
+                             kw.get("padding", 0), kw.get("dilation", 1))
+        g = np.ones((np.shape(x)[0], np.shape(weight)[0], ho, wo))
+    except (ValueError, TypeError, IndexError):
+        g = np.ones((1, 1, 1, 1))
+    return conv2d_backward(g, x, weight, **kw)
+
+
+def naive(x, weight, bias=None, **kw):
+    kw.pop("method", None)
+    return conv2d_naive(x, weight, bias, **kw)
+
+
+CONV_FUNCTIONS = [pytest.param(conv2d, id="conv2d"), pytest.param(naive, id="conv2d_naive"),
+                  pytest.param(backward_with_ones, id="conv2d_backward")]
+X = np.ones((1, 3, 5, 5))
+W = np.ones((2, 3, 3, 3))
+
+
+def weight_with(index, value):
+    w = W.copy()
+    w[index] = value
+    return w
+
+
+@pytest.mark.parametrize("fn", CONV_FUNCTIONS)
+@pytest.mark.parametrize("x, w, kwargs, exc, match", [
+    (X, W, dict(stride=0), ValueError, "stride must be >= 1, got 0"),
+    (X, W, dict(stride=(1, 0)), ValueError, r"stride\[1\]"),
+    (X, W, dict(padding=-1), ValueError, "padding must be >= 0, got -1"),
+    (X, W, dict(padding=((0, -1), (0, 0))), ValueError, "padding"),
+    (X, W, dict(dilation=0), ValueError, "dilation must be >= 1, got 0"),
+    (X, W, dict(stride=1.5), TypeError, "stride must be an integer, got 1.5"),
+    (X, W, dict(stride=True), TypeError, "stride must be an integer, got True"),
+    (X, W, dict(dilation=(1, 2.0)), TypeError, "dilation"),
+    (X, np.ones((2, 3, 7, 7)), {}, ValueError,
+     r"5x5 input gives an empty output: height: out = 1 \+ \(5 - 7\) = -1"),
+    (X, np.ones((2, 3, 3, 3)), dict(dilation=3), ValueError, r"5x5.*= -1"),
+    (X, W, dict(padding="foo"), ValueError, "'valid', 'same', 'full'"),
+    (X, W, dict(padding_mode="mirror"), ValueError, "padding_mode must be one of"),
+    (X, W, dict(padding=5, padding_mode="reflect"), ValueError,
+     "reflect padding .* must be smaller than the input: padding 5 >= size 5"),
+    (X, W, dict(padding=(0, 6), padding_mode="reflect"), ValueError, r"reflect padding \(cols\)"),
+    (X, W, dict(padding=6, padding_mode="circular"), ValueError, "padding 6 > size 5"),
+    (X, np.ones((2, 1, 3, 3)), dict(groups=2), ValueError, "groups=2 must divide"),
+    (X, np.ones((4, 1, 3, 3)), dict(groups=3, padding=0), ValueError, r"expected|groups"),
+    (X, W, dict(groups=0), ValueError, "groups must be a positive integer"),
+    (X, W, dict(groups=True), ValueError, "groups"),
+    (X, np.ones((2, 2, 3, 3)), {}, ValueError, "2 input channels per filter.*expected 3"),
+    (X, weight_with((1, 2, 0, 1), np.nan), {}, ValueError, r"nan at index \(1, 2, 0, 1\)"),
+    (X, weight_with((0, 1, 2, 2), np.inf), {}, ValueError, r"inf at index \(0, 1, 2, 2\)"),
+    (X, weight_with((1, 0, 1, 0), -np.inf), {}, ValueError, r"index \(1, 0, 1, 0\)"),
+    (np.ones((5, 5)), W, {}, ValueError, r"x must have shape .* got shape \(5, 5\)"),
+    (np.ones((1, 1, 3, 5, 5)), W, {}, ValueError, "x must have shape"),
+    (np.ones((0, 3, 5, 5)), W, {}, ValueError, "x must not be empty"),
+    (np.ones((1, 3, 0, 5)), W, {}, ValueError, "x must not be empty"),
+    (X, np.ones((3, 3, 3)), {}, ValueError, "weight must have shape"),
+    (X, np.ones((0, 3, 3, 3)), {}, ValueError, "weight must not be empty"),
+    (X.astype(complex), W, {}, TypeError, "real numeric"),
+])
+def test_bad_input(fn, x, w, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        fn(x, w, **kwargs)
+
+
+@pytest.mark.parametrize("fn", [conv2d, naive], ids=["conv2d", "conv2d_naive"])
+@pytest.mark.parametrize("bias, match", [
+    (np.ones(3), r"one value per filter \(2\), got shape \(3,\)"),
+    (np.ones(1), "one value per filter"),
+    (np.array([0.0, np.nan]), "non-finite"),
+    (np.array([np.inf, 0.0]), "non-finite"),
+])
+def test_bad_bias(fn, bias, match):
+    with pytest.raises(ValueError, match=match):
+        fn(X, W, bias)
+
+
+def test_unknown_method():
+    with pytest.raises(ValueError, match="method must be one of"):
+        conv2d(X, W, method="winograd")
+    assert set(METHODS) == set(CONV_METHODS)
+
+
+@pytest.mark.parametrize("g_shape", [(1, 2, 4, 4), (2, 3, 3), (1, 3, 3, 3), (2, 3, 3, 1)])
+def test_backward_grad_out_wrong_shape(g_shape):
+    with pytest.raises(ValueError, match=r"grad_out must have shape \(1, 2, 3, 3\)"):
+        conv2d_backward(np.ones(g_shape), X, W)
+    with pytest.raises(ValueError, match="grad_out must have shape"):
+        conv2d_backward(np.ones((1, 2, 3, 3)), X[0], W)
