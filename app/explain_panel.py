@@ -27,20 +27,18 @@ import numpy as np
 from PyQt6.QtCore import QEvent, QPoint, QRect, QSize, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QFontDatabase, QFontMetrics, QPainter, QPen
 from PyQt6.QtWidgets import (
-    QComboBox, QFrame, QGroupBox, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QToolTip,
-    QVBoxLayout, QWidget,
+    QComboBox, QFrame, QGroupBox, QHBoxLayout, QLabel, QLayout, QLayoutItem, QScrollArea,
+    QSizePolicy, QToolTip, QVBoxLayout, QWidget,
 )
 
 from core.explain import Explanation, format_arithmetic
 
-__all__ = ["ExplainPanel", "ValueGrid", "format_number", "HINT"]
+__all__ = ["ExplainPanel", "ValueGrid", "FlowLayout", "format_number", "HINT"]
 
 HINT = "Click a pixel of any map to see how it was computed"
 
 #: More input maps than this are shown one at a time behind a selector.
 MAX_INLINE_INPUTS = 3
-#: Width the grids are laid out for (the panel's target width minus margins).
-LAYOUT_WIDTH = 430
 
 _KIND_TITLES = {"input": "input pixel", "conv": "convolution", "activation": "activation",
                 "pool": "pooling"}
@@ -277,6 +275,71 @@ class ValueGrid(QWidget):
         super().leaveEvent(ev)
 
 
+class FlowLayout(QLayout):
+    """Lays widgets out left to right, wrapping to a new line when out of width.
+
+    (Qt's flow-layout example, trimmed.) It reports its height for a given width,
+    so a scroll area around it grows instead of squeezing the rows.
+    """
+
+    def __init__(self, parent: QWidget | None = None, *, spacing: int = 12,
+                 line_spacing: int = 8):
+        super().__init__(parent)
+        self._items: list[QLayoutItem] = []
+        self._hspace = spacing
+        self._vspace = line_spacing
+        self.setContentsMargins(0, 0, 0, 0)
+
+    def addItem(self, item: QLayoutItem) -> None:
+        self._items.append(item)
+
+    def count(self) -> int:
+        return len(self._items)
+
+    def itemAt(self, index: int) -> QLayoutItem | None:
+        return self._items[index] if 0 <= index < len(self._items) else None
+
+    def takeAt(self, index: int) -> QLayoutItem | None:
+        return self._items.pop(index) if 0 <= index < len(self._items) else None
+
+    def expandingDirections(self) -> Qt.Orientation:
+        return Qt.Orientation(0)
+
+    def hasHeightForWidth(self) -> bool:
+        return True
+
+    def heightForWidth(self, width: int) -> int:
+        return self._arrange(QRect(0, 0, width, 0), move=False)
+
+    def setGeometry(self, rect: QRect) -> None:
+        super().setGeometry(rect)
+        self._arrange(rect, move=True)
+
+    def sizeHint(self) -> QSize:
+        return self.minimumSize()
+
+    def minimumSize(self) -> QSize:
+        size = QSize()
+        for item in self._items:
+            size = size.expandedTo(item.minimumSize())
+        m = self.contentsMargins()
+        return size + QSize(m.left() + m.right(), m.top() + m.bottom())
+
+    def _arrange(self, rect: QRect, *, move: bool) -> int:
+        m = self.contentsMargins()
+        area = rect.adjusted(m.left(), m.top(), -m.right(), -m.bottom())
+        x, y, line_h = area.x(), area.y(), 0
+        for item in self._items:
+            hint = item.sizeHint()
+            if x > area.x() and x + hint.width() > area.right() + 1:
+                x, y, line_h = area.x(), y + line_h + self._vspace, 0
+            if move:
+                item.setGeometry(QRect(QPoint(x, y), hint))
+            x += hint.width() + self._hspace
+            line_h = max(line_h, hint.height())
+        return y + line_h - rect.y() + m.bottom()
+
+
 def _caption(text: str) -> QLabel:
     lab = QLabel(text)
     f = lab.font()
@@ -468,6 +531,7 @@ class ExplainPanel(QWidget):
     def _install(self, content: QWidget) -> None:
         old = self._scroll.takeWidget()
         if old is not None:
+            old.hide()  # deleteLater waits for the event loop; don't show it meanwhile
             old.deleteLater()
         self._scroll.setWidget(content)
 
@@ -563,6 +627,7 @@ class ExplainPanel(QWidget):
         while hl.count():
             item = hl.takeAt(0)
             if item.widget() is not None:
+                item.widget().hide()
                 item.widget().deleteLater()
         for name in ("window", "weights", "products"):
             self._grids[name] = []
@@ -609,27 +674,20 @@ class ExplainPanel(QWidget):
             v.addWidget(_mono(f"partial sum: {partial}", size=9))
         return section
 
-    def _grid_row(self, blocks: list[tuple[str, ValueGrid]]) -> QWidget:
-        """Captioned grids side by side, wrapping when they do not fit LAYOUT_WIDTH."""
-        spacing = 14
-        widest = max(g.sizeHint().width() for _, g in blocks)
-        per_row = max(1, min(len(blocks), (LAYOUT_WIDTH + spacing) // (widest + spacing)))
+    @staticmethod
+    def _grid_row(blocks: list[tuple[str, ValueGrid]]) -> QWidget:
+        """Captioned grids side by side, wrapping onto the next line when narrow."""
         holder = QWidget()
-        outer = QVBoxLayout(holder)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.setSpacing(8)
-        for start in range(0, len(blocks), per_row):
-            row = QHBoxLayout()
-            row.setSpacing(spacing)
-            for caption, g in blocks[start:start + per_row]:
-                col = QVBoxLayout()
-                col.setSpacing(2)
-                col.addWidget(_caption(caption))
-                col.addWidget(g)
-                col.addStretch(1)
-                row.addLayout(col)
-            row.addStretch(1)
-            outer.addLayout(row)
+        flow = FlowLayout(holder, spacing=12, line_spacing=8)
+        for caption, g in blocks:
+            block = QWidget()
+            col = QVBoxLayout(block)
+            col.setContentsMargins(0, 0, 0, 0)
+            col.setSpacing(2)
+            col.addWidget(_caption(caption))
+            col.addWidget(g)
+            block.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+            flow.addWidget(block)
         return holder
 
     @staticmethod
