@@ -26,6 +26,7 @@ names the file and the problem, and never executes anything from the file.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import tempfile
@@ -141,7 +142,7 @@ class ConvStage:
         extra = [f"stride {_short(self.stride)}", pad]
         if self.padding_mode != "zeros":
             extra.append(self.padding_mode)
-        if pair(self.dilation, "dilation") != (1, 1):
+        if _short(self.dilation) != "1":
             extra.append(f"dilation {_short(self.dilation)}")
         return (f"conv {n} kernel{'s' if n != 1 else ''} {k[0]}x{k[1]} {what}, "
                 + ", ".join(extra))
@@ -181,12 +182,13 @@ class PoolStage:
                 "count_include_pad": self.count_include_pad}
 
     def describe(self) -> str:
-        k = pair(self.kernel_size, "kernel_size")
-        s = k if self.stride is None else pair(self.stride, "stride")
-        text = f"{self.mode} pool {k[0]}x{k[1]}, stride {_short(s)}"
-        if pair(self.padding, "padding", minimum=0) != (0, 0):
+        k = _short(self.kernel_size)
+        window = f"{k}x{k}" if "x" not in k else k
+        s = "window" if self.stride is None else _short(self.stride)
+        text = f"{self.mode} pool {window}, stride {s}"
+        if _short(self.padding) not in ("0", "0x0"):
             text += f", pad {_short(self.padding)}"
-        if pair(self.dilation, "dilation") != (1, 1):
+        if _short(self.dilation) != "1":
             text += f", dilation {_short(self.dilation)}"
         if self.ceil_mode:
             text += ", ceil"
@@ -236,7 +238,8 @@ class Pipeline:
         return json.dumps(self.to_dict(), indent=1)
 
     def copy(self) -> "Pipeline":
-        return pipeline_from_dict(self.to_dict())
+        """A deep copy (not validated: an editor may hold invalid settings)."""
+        return copy.deepcopy(self)
 
     def validate(self, input_shape) -> list[tuple[int, int, int]]:
         """Check every stage against an input of shape (C, H, W).

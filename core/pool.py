@@ -125,6 +125,9 @@ def pool2d(x, kernel_size, stride=None, *, padding=0, dilation=1, mode="max", ce
         best, tap = _pool_argext(x, geom, mode)
         return best, _tap_to_flat(tap, geom, x.shape[-1])
     gh, gw = geom
+    if mode == "avg" and _tiles(geom):
+        blocks, axes, _, from_view, _ = _block_view(x, geom)
+        return from_view(blocks.mean(axis=axes))
     xp = _padded(x, geom, _FILL[mode])
     if mode == "l2":
         xp = np.square(xp)
@@ -136,6 +139,32 @@ def pool2d(x, kernel_size, stride=None, *, padding=0, dilation=1, mode="max", ce
     elif mode == "l2":
         np.sqrt(out, out=out)
     return out
+
+
+def _tiles(geom) -> bool:
+    """True when the windows tile the input: stride = window, no padding/dilation/overhang."""
+    return all(g.stride == g.kernel and g.dilation == 1 and not g.pad_before
+               and g.out * g.kernel <= g.in_size for g in geom)
+
+
+def _block_view(x, geom):
+    """Windows as reshaped axes, with the memory's contiguous axis innermost.
+
+    Returns ``(blocks, reduce_axes, expand, from_view)``: ``blocks`` is (..., Ho, kh,
+    Wo, kw) for C-ordered ``x`` or (N, Ho, kh, Wo, kw, C) for channels-last memory;
+    ``expand`` indexes an output-shaped array (in the same axis order) to broadcast
+    over the window axes; ``from_view`` turns such an array back into ``x``'s axes.
+    """
+    gh, gw = geom
+    ho, kh, wo, kw = gh.out, gh.kernel, gw.out, gw.kernel
+    if x.ndim == 4 and x.shape[1] > 1 and x.transpose(0, 2, 3, 1).flags.c_contiguous:
+        xl = x.transpose(0, 2, 3, 1)[:, :ho * kh, :wo * kw]
+        blocks = xl.reshape(x.shape[0], ho, kh, wo, kw, x.shape[1])
+        return (blocks, (2, 4), (slice(None), slice(None), None, slice(None), None),
+                lambda a: a.transpose(0, 3, 1, 2), lambda a: a.transpose(0, 2, 3, 1))
+    blocks = x[..., :ho * kh, :wo * kw].reshape(x.shape[:-2] + (ho, kh, wo, kw))
+    return (blocks, (-3, -1), (Ellipsis, slice(None), None, slice(None), None),
+            lambda a: a, lambda a: a)
 
 
 def _reduce(a, g, axis, op):
@@ -257,6 +286,27 @@ def pool2d_naive(x, kernel_size, stride=None, *, padding=0, dilation=1, mode="ma
     return out
 
 
+def _backward_blocks(g, x, geom, mode):
+    """Backward for tiling windows without ties (None: use the general path)."""
+    if mode not in ("max", "min", "avg") or not _tiles(geom):
+        return None
+    blocks, axes, expand, from_view, to_view = _block_view(x, geom)
+    gx = np.zeros_like(x)  # same memory layout as x
+    gblocks = _block_view(gx, geom)[0]
+    ge = to_view(g)[expand]
+    if mode == "avg":
+        np.divide(ge, geom[0].kernel * geom[1].kernel, out=gblocks, casting="unsafe")
+        return gx
+    ext = (np.max if mode == "max" else np.min)(blocks, axis=axes)
+    if np.isnan(ext).any():
+        return None
+    winner = blocks == ext[expand]
+    if winner.sum(axis=axes, dtype=np.int8).max() > 1:
+        return None  # ties: only the first may get the gradient (general path)
+    np.multiply(winner, ge, out=gblocks)
+    return gx
+
+
 def pool2d_backward(grad_out, x, kernel_size, stride=None, *, padding=0, dilation=1,
                     mode="max", ceil_mode=False, count_include_pad=True):
     """Gradient of :func:`pool2d` with respect to ``x`` (same arguments as the forward).
@@ -273,6 +323,9 @@ def pool2d_backward(grad_out, x, kernel_size, stride=None, *, padding=0, dilatio
         raise ValueError(f"grad_out must have shape {x.shape[:-2] + (gh.out, gw.out)}, "
                          f"got {g.shape}")
     lead = x.shape[:-2]
+    fast = _backward_blocks(g, x, geom, mode)
+    if fast is not None:
+        return fast
     if mode in ("max", "min"):
         _, tap = _pool_argext(x, geom, mode)
     # scatter the (scaled/masked) gradient back over every tap of the padded canvas

@@ -237,6 +237,22 @@ def test_paste_text_through_parser(qtbot, make):
     assert not ed.has_error()
 
 
+def test_paste_button_opens_dialog(qtbot, make, monkeypatch):
+    from app import kernel_editor as module
+    ed = make(KernelEditor)
+    seen = {}
+
+    def fake_dialog(parent, title, label, text):
+        seen["title"] = title
+        return "[1 2; 3 4]", True
+
+    monkeypatch.setattr(module.QInputDialog, "getMultiLineText", staticmethod(fake_dialog))
+    with qtbot.waitSignal(ed.kernelChanged, timeout=100):
+        ed.paste_button.click()
+    assert seen["title"] == "Paste kernel"
+    np.testing.assert_array_equal(ed.kernel().weights, [[1, 2], [3, 4]])
+
+
 def test_ctrl_v_on_grid_pastes_clipboard(qtbot, make):
     ed = make(KernelEditor)
     ed.set_kernel(kernel_3x3())
@@ -616,6 +632,18 @@ def test_shapes_and_error(qtbot, make):
     panel.show_error(None)
     assert editor.field("kernel_size").property("error") is False
     assert not panel.error_label.isVisibleTo(panel)
+
+
+def test_input_maps_reach_the_kernel_editor(qtbot, make):
+    panel = make(PipelinePanel)
+    panel.set_pipeline(default_pipeline())
+    panel.select_stage(0)
+    panel.set_shapes((1, 20, 20), [(1, 20, 20), (1, 20, 20), (1, 10, 10)])
+    kernel_editor = panel.current_editor().kernel_editor
+    kernel_editor.per_channel_check.setChecked(True)
+    assert panel.pipeline().stages[0].kernels[0].weights.shape == (1, 3, 3)
+    assert kernel_editor.channel_combo.itemText(0) == "gray"
+    assert "1 map of 20×20" in panel.current_editor().formula_label.text()
 
 
 def test_invalid_pipeline_can_be_copied(qtbot, make):

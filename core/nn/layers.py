@@ -82,6 +82,7 @@ class Conv2D(Layer):
         self.dilation = dilation
         self.init_scheme = init
         self._x = None
+        self._workspace: dict = {}
 
     def config(self):
         return {"type": self.kind, "filters": self.filters, "kernel_size": self.kernel_size,
@@ -107,11 +108,16 @@ class Conv2D(Layer):
 
     def forward(self, x, train=False):
         self._x = x
-        return conv2d(x, self.params["weight"], self.params["bias"], method="gemm", **self._kw())
+        # in training the im2col matrix is kept for the backward pass
+        ws = self._workspace if train else None
+        if ws is None:
+            self._workspace.clear()
+        return conv2d(x, self.params["weight"], self.params["bias"], method="gemm",
+                      workspace=ws, **self._kw())
 
     def backward(self, grad, need_input_grad: bool = True):
         gx, gw, gb = conv2d_backward(grad, self._x, self.params["weight"], need_x=need_input_grad,
-                                     **self._kw())
+                                     workspace=self._workspace, **self._kw())
         self.grads["weight"] = gw
         self.grads["bias"] = gb
         return gx
