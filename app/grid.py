@@ -90,7 +90,9 @@ class MapView(QWidget):
         self.marker.setZValue(11)
         self.marker.hide()
         self.vb.addItem(self.marker, ignoreBounds=True)
+        self._title = ""
         self.stats = QLabel()
+        self.stats.setWordWrap(True)
         self.stats.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.stats.setStyleSheet("font-size: 10px; color: #555;")
         lay.addWidget(self.title)
@@ -107,9 +109,21 @@ class MapView(QWidget):
         self.image.setImage(data, levels=levels, lut=cmap.getLookupTable(nPts=256),
                             autoLevels=False)
         self.image.setRect(QRectF(0, 0, extent[1], extent[0]))
-        self.title.setText(title)
+        self._title = title
         self.title.setToolTip(title)
         self.stats.setText(stats_text)
+        self.stats.setToolTip(stats_text)
+        self._elide()
+
+    def _elide(self):
+        width = max(40, self.view.width())
+        fm = self.title.fontMetrics()
+        self.title.setText(fm.elidedText(self._title, Qt.TextElideMode.ElideMiddle, width))
+
+    def set_width(self, w: int, h: int):
+        self.view.setFixedSize(w, h)
+        self.setFixedWidth(w + 4)
+        self._elide()
 
     def pixel_at(self, scene_pos):
         if not self.vb.sceneBoundingRect().contains(scene_pos):
@@ -197,6 +211,8 @@ class FeatureGrid(QScrollArea):
         self.cmap_choice = "auto"
         self.scale = "stage"
         self.map_width = 230
+        self.auto_size = True
+        self._ncols = 1
 
     # ----------------------------------------------------------------- layout
     @staticmethod
@@ -228,7 +244,7 @@ class FeatureGrid(QScrollArea):
             name = in_names[c] if c < len(in_names) else f"map {c + 1}"
             lab = QLabel(f"<b>{name}</b>" if c < len(in_names) else f"<b>column {c + 1}</b>")
             lab.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            self._layout.addWidget(lab, row, c + 1)
+            self._layout.addWidget(lab, row, c)
             self._col_labels.append(lab)
         row += 1
         master = None
@@ -240,15 +256,15 @@ class FeatureGrid(QScrollArea):
             header = QLabel()
             header.setWordWrap(True)
             header.setTextFormat(Qt.TextFormat.RichText)
-            header.setFixedWidth(230)
             header.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-            header.setStyleSheet("font-size: 11px; padding: 4px; background: #f3f5f8; "
-                                 "border-radius: 4px;")
+            header.setStyleSheet("font-size: 11px; padding: 3px 6px; background: #eef2f7; "
+                                 "border-radius: 4px; color: #222;")
             header.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            self._layout.addWidget(header, row, 0, nsub, 1)
+            self._layout.addWidget(header, row, 0, 1, ncols + 1)
             self._headers[lvl.index] = header
+            row += 1
             bar = ColorBar()
-            self._layout.addWidget(bar, row, ncols + 1, nsub, 1)
+            self._layout.addWidget(bar, row, ncols, nsub, 1)
             self._bars[lvl.index] = bar
             for col, maps in per_col.items():
                 for sub, m in enumerate(maps):
@@ -260,26 +276,40 @@ class FeatureGrid(QScrollArea):
                     else:
                         v.vb.setXLink(master)
                         v.vb.setYLink(master)
-                    self._layout.addWidget(v, row + sub, col + 1)
+                    self._layout.addWidget(v, row + sub, col)
                     self._views[(lvl.index, m)] = v
             row += nsub
+        self._ncols = ncols
         self._layout.setRowStretch(row, 1)
-        self._layout.setColumnStretch(ncols + 2, 1)
+        self._layout.setColumnStretch(ncols + 1, 1)
         self._apply_sizes()
+
+    def _fit_width(self) -> int:
+        """Map width that fits every column in the visible width."""
+        avail = self.viewport().width() - 64 - 30 - 12 * self._ncols
+        return int(np.clip(avail // max(self._ncols, 1), 100, 640))
+
+    def resizeEvent(self, ev):
+        super().resizeEvent(ev)
+        if self.auto_size:
+            self._apply_sizes()
 
     def _apply_sizes(self):
         if self._output is None:
             return
         h, w = self._output.result.input.maps.shape[1:]
-        mw = self.map_width
+        mw = self._fit_width() if self.auto_size else self.map_width
         mh = int(np.clip(mw * h / w, 80, 2 * mw))
         for v in self._views.values():
-            v.view.setFixedSize(mw, mh)
+            v.set_width(mw, mh)
         for bar in self._bars.values():
             bar.setFixedHeight(mh + 30)
 
-    def set_map_width(self, px: int):
-        self.map_width = int(px)
+    def set_map_width(self, px: int | None):
+        """Fixed map width in pixels, or None to fit the columns to the window."""
+        self.auto_size = px is None
+        if px is not None:
+            self.map_width = int(px)
         self._apply_sizes()
 
     # ----------------------------------------------------------------- content
@@ -328,15 +358,15 @@ class FeatureGrid(QScrollArea):
     @staticmethod
     def _header_html(lvl, disp) -> str:
         m, h, w = lvl.maps.shape
-        if lvl.index < 0:
-            return (f"<b>Input</b><br>{m} channel{'s' if m != 1 else ''}, {h}x{w}<br>"
-                    f"<span style='color:#666'>values 0..1</span>")
-        timing = f"{lvl.seconds * 1e3:.1f} ms"
-        ds = f"<br><span style='color:#888'>shown at 1/{disp.factor}</span>" \
+        ds = f" · <span style='color:#888'>shown at 1/{disp.factor}</span>" \
             if disp.factor > 1 else ""
-        return (f"<b>Stage {lvl.index + 1}</b> · {lvl.stage.kind}<br>{lvl.stage.describe()}<br>"
-                f"<tt>{lvl.formula.replace('; ', '<br>')}</tt><br>{m} map{'s' if m != 1 else ''} of {h}x{w} · "
-                f"{timing}{ds}")
+        if lvl.index < 0:
+            return (f"<b>Input</b> · {m} channel{'s' if m != 1 else ''} of {h}x{w}, "
+                    f"values 0..1{ds}")
+        timing = f"{lvl.seconds * 1e3:.1f} ms"
+        return (f"<b>Stage {lvl.index + 1} · {lvl.stage.describe()}</b> → "
+                f"{m} map{'s' if m != 1 else ''} of {h}x{w} · {timing}{ds}<br>"
+                f"<tt>{lvl.formula}</tt>")
 
     def reset_view(self):
         if not self._views:

@@ -14,7 +14,7 @@ import numpy as np
 from PyQt6.QtCore import QBuffer, QIODevice, QObject, QSettings, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QGuiApplication, QKeySequence
 from PyQt6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel,
-                             QMainWindow, QProgressBar, QPushButton, QSlider, QToolBar,
+                             QMainWindow, QProgressBar, QPushButton, QToolBar,
                              QVBoxLayout, QWidget)
 
 from core.export import export_maps
@@ -130,7 +130,7 @@ class MainWindow(QMainWindow):
         edock.setWidget(self.explain_panel)
         edock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, edock)
-        self.resizeDocks([dock, edock], [380, 420], Qt.Orientation.Horizontal)
+        self.resizeDocks([dock, edock], [330, 330], Qt.Orientation.Horizontal)
 
         self._make_actions()
         self._make_toolbar()
@@ -195,12 +195,13 @@ class MainWindow(QMainWindow):
         self.scale_box.currentTextChanged.connect(self._on_display_option)
         tb.addWidget(self.scale_box)
         tb.addWidget(QLabel("  Map size "))
-        self.size_slider = QSlider(Qt.Orientation.Horizontal)
-        self.size_slider.setRange(120, 480)
-        self.size_slider.setValue(self.grid.map_width)
-        self.size_slider.setFixedWidth(120)
-        self.size_slider.valueChanged.connect(self.grid.set_map_width)
-        tb.addWidget(self.size_slider)
+        self.size_box = QComboBox()
+        self.size_box.addItems(["fit", "small", "medium", "large"])
+        self.size_box.setToolTip("fit: every column fits the window; or a fixed map size")
+        self.size_box.currentTextChanged.connect(
+            lambda t: self.grid.set_map_width({"fit": None, "small": 160, "medium": 280,
+                                               "large": 480}[t]))
+        tb.addWidget(self.size_box)
 
     def _make_statusbar(self):
         sb = self.statusBar()

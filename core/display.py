@@ -34,7 +34,7 @@ class MapStats:
     mean: float
 
     def text(self) -> str:
-        return f"min {_fmt(self.min)}  max {_fmt(self.max)}  mean {_fmt(self.mean)}"
+        return f"min {_fmt(self.min)} · max {_fmt(self.max)} · mean {_fmt(self.mean)}"
 
 
 def _fmt(v: float) -> str:

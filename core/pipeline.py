@@ -184,7 +184,7 @@ class PoolStage:
     def describe(self) -> str:
         k = _short(self.kernel_size)
         window = f"{k}x{k}" if "x" not in k else k
-        s = "window" if self.stride is None else _short(self.stride)
+        s = k if self.stride is None else _short(self.stride)
         text = f"{self.mode} pool {window}, stride {s}"
         if _short(self.padding) not in ("0", "0x0"):
             text += f", pad {_short(self.padding)}"
