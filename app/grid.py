@@ -212,6 +212,7 @@ class FeatureGrid(QScrollArea):
         self.scale = "stage"
         self.map_width = 230
         self.auto_size = True
+        self.max_columns: int | None = None  # wrap levels with more columns (CNN layers)
         self._ncols = 1
 
     # ----------------------------------------------------------------- layout
@@ -238,6 +239,8 @@ class FeatureGrid(QScrollArea):
         res = out.result
         levels = [res.input, *res.stages]
         ncols = max(max(lvl.columns) + 1 for lvl in levels)
+        wrap = self.max_columns or ncols  # columns per display row
+        ncols = min(ncols, wrap)
         in_names = res.input.labels
         row = 0
         for c in range(ncols):
@@ -253,6 +256,7 @@ class FeatureGrid(QScrollArea):
             for m, col in enumerate(lvl.columns):
                 per_col.setdefault(col, []).append(m)
             nsub = max(len(v) for v in per_col.values())
+            bands = -(-(max(per_col) + 1) // wrap)  # display rows a level's columns need
             header = QLabel()
             header.setWordWrap(True)
             header.setTextFormat(Qt.TextFormat.RichText)
@@ -264,9 +268,10 @@ class FeatureGrid(QScrollArea):
             self._headers[lvl.index] = header
             row += 1
             bar = ColorBar()
-            self._layout.addWidget(bar, row, ncols, nsub, 1)
+            self._layout.addWidget(bar, row, ncols, nsub * bands, 1)
             self._bars[lvl.index] = bar
             for col, maps in per_col.items():
+                band, col = divmod(col, wrap)
                 for sub, m in enumerate(maps):
                     v = MapView(lvl.index, m)
                     v.hovered.connect(self._on_hover)
@@ -276,9 +281,9 @@ class FeatureGrid(QScrollArea):
                     else:
                         v.vb.setXLink(master)
                         v.vb.setYLink(master)
-                    self._layout.addWidget(v, row + sub, col)
+                    self._layout.addWidget(v, row + band * nsub + sub, col)
                     self._views[(lvl.index, m)] = v
-            row += nsub
+            row += nsub * bands
         self._ncols = ncols
         self._layout.setRowStretch(row, 1)
         self._layout.setColumnStretch(ncols + 1, 1)

@@ -52,7 +52,7 @@ VERSION = 1
 ACTIVATIONS = ("none", "relu", "leaky_relu", "sigmoid", "tanh", "abs")
 CONV_MODES = ("per_channel", "sum")
 MAX_KERNEL_SIDE = 15
-MAX_KERNELS = 16
+MAX_KERNELS = 128
 _F32_MAX = float(np.finfo(np.float32).max)
 
 

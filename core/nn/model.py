@@ -286,3 +286,36 @@ def load_model(path, expect: dict | None = None) -> tuple[Sequential, dict[str, 
         raise ModelFileError(f"cannot load model '{path}': {exc}") from None
     extra = {k: v for k, v in arrays.items() if k not in model.state_dict()}
     return model, extra
+
+
+def to_pipeline(model: Sequential, classes: int | None = None):
+    """The model's convolutional part as a :class:`core.pipeline.Pipeline`.
+
+    Conv2D becomes a "sum over channels" ConvStage (one kernel per filter, its
+    (C, kh, kw) weights and bias), activations and pooling their stages; the
+    conversion stops at the first Flatten/Dense. Running the pipeline on a
+    normalised input (H, W, C) gives exactly the layers' feature maps, so the viewer
+    and its explanations serve the CNN unchanged. Returns (pipeline, layer indices
+    of the stages).
+    """
+    from ..pipeline import ActivationStage, ConvStage, Kernel, Pipeline, PoolStage
+
+    stages, index = [], []
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, Conv2D):
+            w, b = layer.params["weight"], layer.params["bias"]
+            kernels = [Kernel(w[f], float(b[f]), name=f"filter {f + 1}")
+                       for f in range(w.shape[0])]
+            stages.append(ConvStage(kernels, "sum", layer.stride, layer.padding, "zeros", 0.0,
+                                    layer.dilation))
+        elif isinstance(layer, Activation):
+            stages.append(ActivationStage(layer.function, layer.alpha))
+        elif isinstance(layer, (MaxPool2D, AvgPool2D)):
+            stages.append(PoolStage(layer.mode, layer.kernel_size, layer.stride, layer.padding,
+                                    layer.dilation, layer.ceil_mode, layer.count_include_pad))
+        elif isinstance(layer, (Flatten, Dense)):
+            break
+        else:
+            continue  # dropout / batchnorm: identity at inference (batchnorm: not shown)
+        index.append(i)
+    return Pipeline(stages), index
