@@ -41,8 +41,11 @@ __all__ = ["conv2d", "conv2d_naive", "conv2d_backward", "CONV_METHODS"]
 
 CONV_METHODS = ("auto", "direct", "gemm", "fft")
 GEMM_CHUNK_BYTES = 64 << 20
-#: kernels with at least this many taps use the FFT (per-channel filtering)
+#: kernels with at least this many taps use the FFT (per-channel filtering) ...
 FFT_MIN_TAPS = 100
+#: ... on outputs up to this many pixels (bench/bench_ops.py: at 4096x4096, K=15, direct
+#: took 1.8 s and numpy's FFT 3.3 s; at 1920x1080 the FFT won, 159 ms vs 207 ms)
+FFT_MAX_PIXELS = 6_000_000
 #: multiply-adds above which the direct method splits its row blocks over threads
 THREAD_MIN_WORK = 4_000_000
 _BLOCK_ELEMS = 1 << 18  # 1 MiB of float32 per scratch block (measured best, bench/)
@@ -136,7 +139,8 @@ def _workspace_key(x4, w, stride, dilation, pads, mode, cval):
 def choose_method(c, f, groups, kh, kw, n_out_pixels) -> str:
     """The method ``conv2d(method="auto")`` uses for this shape (see the module docstring)."""
     cg, fg = c // groups, f // groups
-    if kh * kw >= FFT_MIN_TAPS and fg * cg <= 16:
+    # numpy's FFT slows down past a few megapixels (cache misses), direct does not
+    if kh * kw >= FFT_MIN_TAPS and fg * cg <= 16 and n_out_pixels <= FFT_MAX_PIXELS:
         return "fft"
     if fg * cg <= 16 and kh * kw <= 64:
         return "direct"
