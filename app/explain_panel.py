@@ -429,7 +429,7 @@ class ExplainPanel(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(self._box)
-        self.setMinimumWidth(380)
+        self.setMinimumWidth(300)
         self._builders = {"input": self._build_input, "conv": self._build_conv,
                           "activation": self._build_activation, "pool": self._build_pool}
         self.clear()
@@ -520,7 +520,7 @@ class ExplainPanel(QWidget):
         return self._selector
 
     def sizeHint(self) -> QSize:
-        return QSize(460, 600)
+        return QSize(340, 600)
 
     # ----------------------------------------------------------------- building
     def _reset(self) -> None:

@@ -210,6 +210,7 @@ class FeatureGrid(QScrollArea):
         self._output = None
         self.cmap_choice = "auto"
         self.scale = "stage"
+        self.robust = True  # 1..99 % contrast
         self.map_width = 230
         self.auto_size = True
         self.max_columns: int | None = None  # wrap levels with more columns (CNN layers)
@@ -337,7 +338,7 @@ class FeatureGrid(QScrollArea):
             return
         res = out.result
         levels = [res.input, *res.stages]
-        ranges = value_ranges([d.stats for d in out.levels], self.scale)
+        ranges = value_ranges([d.stats for d in out.levels], self.scale, self.robust)
         extent = res.input.maps.shape[1:]
         for li, (lvl, disp) in enumerate(zip(levels, out.levels)):
             signed = any(s.min < 0 for s in disp.stats)

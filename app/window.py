@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PyQt6.QtCore import QBuffer, QIODevice, QObject, QSettings, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QGuiApplication, QKeySequence
-from PyQt6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel,
+from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel,
                              QMainWindow, QProgressBar, QPushButton, QToolBar,
                              QVBoxLayout, QWidget)
 
@@ -194,6 +194,13 @@ class MainWindow(QMainWindow):
                                   "own, or one range for every stage")
         self.scale_box.currentTextChanged.connect(self._on_display_option)
         tb.addWidget(self.scale_box)
+        self.robust_box = QCheckBox("Clip 1 %")
+        self.robust_box.setChecked(True)
+        self.robust_box.setToolTip("Colour range from the 1st to the 99th percentile, so that a "
+                                   "few extreme values do not darken the rest; the colour bar "
+                                   "shows the range used")
+        self.robust_box.toggled.connect(self._on_display_option)
+        tb.addWidget(self.robust_box)
         tb.addWidget(QLabel("  Map size "))
         self.size_box = QComboBox()
         self.size_box.addItems(["fit", "small", "medium", "large"])
@@ -399,7 +406,7 @@ class MainWindow(QMainWindow):
             self.save_pipeline_file(path)
 
     def save_kernel_dialog(self):
-        kernel = self.panel.current_kernel() if hasattr(self.panel, "current_kernel") else None
+        kernel = self.current_kernel()
         if kernel is None:
             self.message.show_message("Select a convolution stage to save its kernel.")
             return
@@ -407,6 +414,14 @@ class MainWindow(QMainWindow):
                                               "Kernel text (*.txt)")
         if path:
             self.save_kernel_file(path, kernel)
+
+    def current_kernel(self):
+        """The kernel selected in the pipeline editor (None if no conv stage is selected)."""
+        editor = self.panel.current_editor()
+        if editor is None or not hasattr(editor, "kernel_index"):
+            return None
+        stage = editor.stage()
+        return stage.kernels[editor.kernel_index()]
 
     def save_kernel_file(self, path: str, kernel) -> bool:
         w = kernel.weights if kernel.weights.ndim == 2 else kernel.weights[0]
@@ -454,6 +469,7 @@ class MainWindow(QMainWindow):
     def _on_display_option(self, *_):
         self.grid.cmap_choice = self.cmap_box.currentText()
         self.grid.scale = self.scale_box.currentText()
+        self.grid.robust = self.robust_box.isChecked()
         self.grid.refresh()
 
     def _on_hover(self, level, m, row, col, value):

@@ -32,6 +32,8 @@ class MapStats:
     min: float
     max: float
     mean: float
+    p_low: float = float("nan")   # 1st percentile (robust contrast)
+    p_high: float = float("nan")  # 99th percentile
 
     def text(self) -> str:
         return f"min {_fmt(self.min)} · max {_fmt(self.max)} · mean {_fmt(self.mean)}"
@@ -46,16 +48,26 @@ def _fmt(v: float) -> str:
     return f"{v:.2e}"
 
 
+ROBUST_PERCENTILES = (1.0, 99.0)
+_SAMPLE = 65_536  # percentiles are estimated on an evenly strided sample of this size
+
+
 def map_stats(m: np.ndarray) -> MapStats:
-    """Finite min, max and mean of a map (NaN if it has no finite value)."""
+    """Finite min, max, mean and 1st/99th percentiles of a map (NaN if nothing is finite)."""
     m = np.asarray(m)
     lo, hi = float(np.min(m)), float(np.max(m))
     if np.isfinite(lo) and np.isfinite(hi):
-        return MapStats(lo, hi, float(np.mean(m, dtype=np.float64)))
-    fin = m[np.isfinite(m)]
-    if fin.size == 0:
-        return MapStats(float("nan"), float("nan"), float("nan"))
-    return MapStats(float(fin.min()), float(fin.max()), float(fin.mean(dtype=np.float64)))
+        fin, mean = m, float(np.mean(m, dtype=np.float64))
+    else:
+        fin = m[np.isfinite(m)]
+        if fin.size == 0:
+            nan = float("nan")
+            return MapStats(nan, nan, nan, nan, nan)
+        lo, hi, mean = float(fin.min()), float(fin.max()), float(fin.mean(dtype=np.float64))
+    flat = fin.ravel() if fin.flags.c_contiguous else np.ravel(fin)
+    sample = flat[::max(1, flat.size // _SAMPLE)]
+    p_lo, p_hi = (float(v) for v in np.percentile(sample, ROBUST_PERCENTILES))
+    return MapStats(lo, hi, mean, p_lo, p_hi)
 
 
 def preview_factor(shape, max_side: int = PREVIEW_MAX_SIDE) -> int:
@@ -87,12 +99,18 @@ def is_signed(stats) -> bool:
     return any(s.min < 0 for s in stats if np.isfinite(s.min))
 
 
-def _range(stats) -> tuple[float, float]:
+def _range(stats, robust: bool = False) -> tuple[float, float]:
     fin = [s for s in stats if np.isfinite(s.min)]
     if not fin:
         return (0.0, 1.0)
-    lo = min(s.min for s in fin)
-    hi = max(s.max for s in fin)
+    if robust and all(np.isfinite(s.p_low) for s in fin):
+        lo = min(s.p_low for s in fin)
+        hi = max(s.p_high for s in fin)
+        if hi <= lo:  # mostly constant map: fall back to the full range
+            lo, hi = min(s.min for s in fin), max(s.max for s in fin)
+    else:
+        lo = min(s.min for s in fin)
+        hi = max(s.max for s in fin)
     if lo < 0:
         m = max(abs(lo), abs(hi)) or 1.0
         return (-m, m)
@@ -101,16 +119,19 @@ def _range(stats) -> tuple[float, float]:
     return (lo, hi)
 
 
-def value_ranges(levels_stats: list[list[MapStats]], scale: str = "stage"):
+def value_ranges(levels_stats: list[list[MapStats]], scale: str = "stage", robust: bool = False):
     """Display range of every map: ``ranges[level][map] = (lo, hi)``.
 
     ``levels_stats[0]`` is the input level (always shown as [0, 1] when it lies
-    within it).
+    within it). With ``robust`` the ranges span the 1st..99th percentiles, so a few
+    extreme values (edge maps) do not make everything else dark; values beyond are
+    clipped to the ends of the colormap.
     """
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     out = []
-    glob = _range([s for lv in levels_stats[1:] for s in lv]) if len(levels_stats) > 1 else None
+    glob = _range([s for lv in levels_stats[1:] for s in lv], robust) \
+        if len(levels_stats) > 1 else None
     for li, stats in enumerate(levels_stats):
         if li == 0:
             r = _range(stats)
@@ -119,9 +140,9 @@ def value_ranges(levels_stats: list[list[MapStats]], scale: str = "stage"):
             else:
                 out.append([_range([s]) if scale == "map" else r for s in stats])
         elif scale == "map":
-            out.append([_range([s]) for s in stats])
+            out.append([_range([s], robust) for s in stats])
         elif scale == "stage":
-            r = _range(stats)
+            r = _range(stats, robust)
             out.append([r] * len(stats))
         else:
             out.append([glob] * len(stats))

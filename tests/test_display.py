@@ -17,7 +17,7 @@ def test_map_stats_plain():
     s = map_stats(m)
     assert (s.min, s.max) == (-2.0, 4.0)
     assert s.mean == pytest.approx(0.875)
-    assert s.text() == "min -2  max 4  mean 0.875"
+    assert s.text() == "min -2 · max 4 · mean 0.875"
 
 
 def test_map_stats_ignore_nan_and_inf():
@@ -40,8 +40,8 @@ def test_map_stats_mean_is_accumulated_in_float64():
 
 
 def test_stats_text_formats():
-    assert MapStats(0.0, 123.456, 1e-5).text() == "min 0  max 123.5  mean 1.00e-05"
-    assert MapStats(-0.00123, 2e4, 0.5).text() == "min -0.00123  max 2.00e+04  mean 0.5"
+    assert MapStats(0.0, 123.456, 1e-5).text() == "min 0 · max 123.5 · mean 1.00e-05"
+    assert MapStats(-0.00123, 2e4, 0.5).text() == "min -0.00123 · max 2.00e+04 · mean 0.5"
 
 
 # ------------------------------------------------------------------------ preview
