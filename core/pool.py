@@ -286,34 +286,41 @@ def pool2d_naive(x, kernel_size, stride=None, *, padding=0, dilation=1, mode="ma
     return out
 
 
-def _backward_blocks(g, x, geom, mode):
+def _backward_blocks(g, x, geom, mode, output=None):
     """Backward for tiling windows without ties (None: use the general path)."""
     if mode not in ("max", "min", "avg") or not _tiles(geom):
         return None
     blocks, axes, expand, from_view, to_view = _block_view(x, geom)
-    gx = np.zeros_like(x)  # same memory layout as x
+    gx = np.empty_like(x)  # same memory layout as x
+    gh, gw = geom
+    gx[..., gh.out * gh.kernel:, :] = 0  # rows and columns no window covers
+    gx[..., :, gw.out * gw.kernel:] = 0
     gblocks = _block_view(gx, geom)[0]
     ge = to_view(g)[expand]
     if mode == "avg":
-        np.divide(ge, geom[0].kernel * geom[1].kernel, out=gblocks, casting="unsafe")
+        np.divide(ge, gh.kernel * gw.kernel, out=gblocks, casting="unsafe")
         return gx
-    ext = (np.max if mode == "max" else np.min)(blocks, axis=axes)
-    if np.isnan(ext).any():
+    if output is None:
+        output = (np.max if mode == "max" else np.min)(blocks, axis=axes)
+    else:
+        output = to_view(output)
+    winner = blocks == output[expand]
+    # every window has at least one winner: exactly one each unless there are ties
+    # (or NaN, which equals nothing); those need the general path's first-wins rule
+    if np.count_nonzero(winner) != output.size:
         return None
-    winner = blocks == ext[expand]
-    if winner.sum(axis=axes, dtype=np.int8).max() > 1:
-        return None  # ties: only the first may get the gradient (general path)
     np.multiply(winner, ge, out=gblocks)
     return gx
 
 
 def pool2d_backward(grad_out, x, kernel_size, stride=None, *, padding=0, dilation=1,
-                    mode="max", ceil_mode=False, count_include_pad=True):
+                    mode="max", ceil_mode=False, count_include_pad=True, output=None):
     """Gradient of :func:`pool2d` with respect to ``x`` (same arguments as the forward).
 
     Max/min: each window's gradient goes to its single winner (the first of ties, as
     PyTorch does). Average: spread evenly over the window's real cells, divided by
     the same divisor as the forward. L2: ``g * x / out`` (0 where ``out`` is 0).
+    ``output``: the forward's result, if at hand (saves recomputing it).
     """
     x, geom = _prepare(x, kernel_size, stride, padding, dilation, mode, ceil_mode)
     gh, gw = geom
@@ -323,7 +330,7 @@ def pool2d_backward(grad_out, x, kernel_size, stride=None, *, padding=0, dilatio
         raise ValueError(f"grad_out must have shape {x.shape[:-2] + (gh.out, gw.out)}, "
                          f"got {g.shape}")
     lead = x.shape[:-2]
-    fast = _backward_blocks(g, x, geom, mode)
+    fast = _backward_blocks(g, x, geom, mode, output)
     if fast is not None:
         return fast
     if mode in ("max", "min"):

@@ -272,10 +272,12 @@ class _Pool(Layer):
 
     def forward(self, x, train=False):
         self._x = x
-        return pool2d(x, self.kernel_size, self.stride, **self._kw())
+        self._y = pool2d(x, self.kernel_size, self.stride, **self._kw())
+        return self._y
 
     def backward(self, grad, need_input_grad: bool = True):
-        return pool2d_backward(grad, self._x, self.kernel_size, self.stride, **self._kw())
+        return pool2d_backward(grad, self._x, self.kernel_size, self.stride, output=self._y,
+                               **self._kw())
 
 
 class MaxPool2D(_Pool):
