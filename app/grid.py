@@ -13,12 +13,12 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import QRectF, Qt, pyqtSignal
+from PyQt6.QtCore import QRectF, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QColor, QPen
 from PyQt6.QtWidgets import (QGraphicsRectItem, QGridLayout, QLabel, QScrollArea, QSizePolicy,
                              QVBoxLayout, QWidget)
 
-from core.display import value_ranges
+from core.display import PREVIEW_MAX_SIDE, value_ranges
 from core.explain import project
 
 COLORMAPS = {
@@ -91,6 +91,9 @@ class MapView(QWidget):
         self.marker.hide()
         self.vb.addItem(self.marker, ignoreBounds=True)
         self._title = ""
+        self._levels = (0.0, 1.0)
+        self._lut = None
+        self.detail = None  # (r0, r1, c0, c1) when showing a full-resolution crop
         self.stats = QLabel()
         self.stats.setWordWrap(True)
         self.stats.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -106,14 +109,32 @@ class MapView(QWidget):
                 stats_text: str):
         self.map_shape = tuple(map_shape)
         self.extent = tuple(extent)
-        self.image.setImage(data, levels=levels, lut=cmap.getLookupTable(nPts=256),
-                            autoLevels=False)
+        self._levels = levels
+        self._lut = cmap.getLookupTable(nPts=256)
+        self.detail = None
+        self.image.setImage(data, levels=levels, lut=self._lut, autoLevels=False)
         self.image.setRect(QRectF(0, 0, extent[1], extent[0]))
         self._title = title
         self.title.setToolTip(title)
         self.stats.setText(stats_text)
         self.stats.setToolTip(stats_text)
         self._elide()
+
+    def set_detail(self, data: np.ndarray, crop, preview: np.ndarray):
+        """Show full-resolution ``data`` for map rows/cols ``crop`` = (r0, r1, c0, c1), or
+        the whole-map ``preview`` again when ``crop`` is None."""
+        if crop == self.detail:
+            return
+        self.detail = crop
+        h, w = self.map_shape
+        sy, sx = self.extent[0] / h, self.extent[1] / w
+        if crop is None:
+            self.image.setImage(preview, levels=self._levels, lut=self._lut, autoLevels=False)
+            self.image.setRect(QRectF(0, 0, self.extent[1], self.extent[0]))
+            return
+        r0, r1, c0, c1 = crop
+        self.image.setImage(data, levels=self._levels, lut=self._lut, autoLevels=False)
+        self.image.setRect(QRectF(c0 * sx, r0 * sy, (c1 - c0) * sx, (r1 - r0) * sy))
 
     def _elide(self):
         width = max(40, self.view.width())
@@ -214,6 +235,13 @@ class FeatureGrid(QScrollArea):
         self.map_width = 230
         self.auto_size = True
         self.max_columns: int | None = None  # wrap levels with more columns (CNN layers)
+        # when zoomed in on a large image, previews are swapped for full-resolution crops
+        self._detail_timer = QTimer(self)
+        self._detail_timer.setSingleShot(True)
+        self._detail_timer.setInterval(120)
+        self._detail_timer.timeout.connect(self._update_detail)
+        self._master = None
+        self._fresh = False
         self._ncols = 1
 
     # ----------------------------------------------------------------- layout
@@ -279,6 +307,8 @@ class FeatureGrid(QScrollArea):
                     v.clicked.connect(self._on_click)
                     if master is None:
                         master = v.vb
+                        master.sigRangeChanged.connect(lambda *_: self._detail_timer.start())
+                        self._master = master
                     else:
                         v.vb.setXLink(master)
                         v.vb.setYLink(master)
@@ -327,7 +357,10 @@ class FeatureGrid(QScrollArea):
         if structure != self._structure:
             self._build(out)
             self._structure = structure
+        # new views have no meaningful range until reset_view: no detail crops yet
+        self._fresh = first
         self.refresh()
+        self._fresh = False
         if first:
             self.reset_view()
 
@@ -359,7 +392,36 @@ class FeatureGrid(QScrollArea):
             else:
                 bar.show()
                 bar.set(ranges[li][0], cmap)
+        if not self._fresh:
+            self._update_detail()
         self.updated.emit()
+
+    def _update_detail(self):
+        """Full-resolution crops for maps shown at reduced size, when zoomed in enough."""
+        out = self._output
+        if out is None or self._master is None:
+            return
+        vr = self._master.viewRect()
+        res = out.result
+        eh, ew = res.input.maps.shape[1:]
+        for li, (lvl, disp) in enumerate(zip([res.input, *res.stages], out.levels)):
+            if disp.factor == 1:
+                continue
+            h, w = lvl.maps.shape[1:]
+            sy, sx = eh / h, ew / w
+            r0 = max(0, int(np.floor(vr.top() / sy)))
+            r1 = min(h, int(np.ceil(vr.bottom() / sy)) + 1)
+            c0 = max(0, int(np.floor(vr.left() / sx)))
+            c1 = min(w, int(np.ceil(vr.right() / sx)) + 1)
+            fits = r1 > r0 and c1 > c0 and max(r1 - r0, c1 - c0) <= PREVIEW_MAX_SIDE
+            for m in range(len(lvl.labels)):
+                view = self._views.get((lvl.index, m))
+                if view is None:
+                    continue
+                if fits:
+                    view.set_detail(lvl.maps[m, r0:r1, c0:c1], (r0, r1, c0, c1), None)
+                else:
+                    view.set_detail(None, None, disp.previews[m])
 
     @staticmethod
     def _header_html(lvl, disp) -> str:

@@ -1,0 +1,217 @@
+"""Training and dataset loading off the UI thread.
+
+:class:`TrainWorker` is a QObject moved to its own QThread. Its ``run`` slot iterates
+:func:`core.nn.train.train` (a generator) and re-emits every event as a Qt signal, so
+the UI updates on each yield. Pause, resume and stop go through
+:class:`core.nn.train.TrainControl`, which is thread-safe and checked between batches.
+
+The model being trained belongs to the worker until the run ends: the UI never reads
+it meanwhile. What the UI shows of it (the first convolution's filters) is a copy the
+worker takes at most :attr:`TrainWorker.snapshot_interval` seconds apart. When the run
+ends (finished or stopped) the worker evaluates the model on the test set (the
+probabilities feed the gallery of misclassified digits) and hands model and
+evaluation over in one ``evaluated`` signal, then emits ``finished(model)`` or
+``stopped()``.
+
+:class:`DatasetLoader` loads a dataset in a Python thread and reports back with a
+token, so a slow folder load that has been superseded is dropped.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+
+import numpy as np
+from PyQt6.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
+
+from core.nn.data import Dataset
+from core.nn.layers import Conv2D
+from core.nn.model import Sequential
+from core.nn.train import BatchEvent, EpochEvent, TrainConfig, TrainControl, evaluate, train
+
+__all__ = ["Evaluation", "evaluate_model", "first_conv", "TrainWorker", "TrainRun",
+           "DatasetLoader"]
+
+
+@dataclass
+class Evaluation:
+    """A model's results on a test set."""
+
+    loss: float
+    accuracy: float
+    confusion: np.ndarray   # (K, K) int: row = true class, column = predicted
+    probs: np.ndarray       # (N, K) float32 softmax outputs
+    labels: np.ndarray      # (N,) true classes
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return self.probs.argmax(axis=1)
+
+    def misclassified(self, limit: int = 24) -> list[tuple[int, int, int, float]]:
+        """The first ``limit`` errors as (test index, true class, predicted, p(predicted))."""
+        pred = self.predictions
+        wrong = np.flatnonzero(pred != self.labels)[:limit]
+        return [(int(i), int(self.labels[i]), int(pred[i]), float(self.probs[i, pred[i]]))
+                for i in wrong]
+
+
+def evaluate_model(model: Sequential, data: Dataset, batch_size: int = 1000) -> Evaluation:
+    loss, acc, conf, probs = evaluate(model, data.x_test, data.y_test, batch_size)
+    return Evaluation(float(loss), float(acc), conf, probs, np.asarray(data.y_test))
+
+
+def first_conv(model: Sequential) -> tuple[int, Conv2D] | None:
+    """(index, layer) of the model's first Conv2D, or None."""
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, Conv2D):
+            return i, layer
+    return None
+
+
+class TrainWorker(QObject):
+    """Runs one training; lives in a QThread (see :class:`TrainRun`)."""
+
+    batch = pyqtSignal(object)       # BatchEvent
+    epoch = pyqtSignal(object)       # EpochEvent
+    kernels = pyqtSignal(object)     # copy of the first conv's weights (F, C, kh, kw)
+    evaluated = pyqtSignal(object, object)  # model, Evaluation (before finished/stopped)
+    finished = pyqtSignal(object)    # the trained model
+    stopped = pyqtSignal()
+    failed = pyqtSignal(str)
+    done = pyqtSignal()              # always last: the thread may quit
+
+    snapshot_interval = 0.25         # seconds between kernel copies
+
+    def __init__(self, model: Sequential, data: Dataset, config: TrainConfig,
+                 control: TrainControl | None = None):
+        super().__init__()
+        self.model = model
+        self.data = data
+        self.config = config
+        self.control = control or TrainControl()
+        self.skip_evaluation = False  # set when the window closes: end quickly
+        conv = first_conv(model)
+        self._conv_index = conv[0] if conv else None
+        self._last_snapshot = 0.0
+
+    def _snapshot(self, model, force=False):
+        if self._conv_index is None:
+            return
+        now = time.perf_counter()
+        if force or now - self._last_snapshot >= self.snapshot_interval:
+            self._last_snapshot = now
+            self.kernels.emit(model.layers[self._conv_index].params["weight"].copy())
+
+    @pyqtSlot()
+    def run(self):
+        model = self.model
+        try:
+            gen = train(model, self.data, self.config, self.control)
+            while True:
+                try:
+                    ev = next(gen)
+                except StopIteration as stop:
+                    model = stop.value or model
+                    break
+                if isinstance(ev, BatchEvent):
+                    self.batch.emit(ev)
+                    self._snapshot(model)
+                elif isinstance(ev, EpochEvent):
+                    self._snapshot(model, force=True)
+                    self.epoch.emit(ev)
+            self.model = model
+            if not self.skip_evaluation:
+                self.evaluated.emit(model, evaluate_model(model, self.data,
+                                                          self.config.eval_batch_size))
+            if self.control.stopped:
+                self.stopped.emit()
+            else:
+                self.finished.emit(model)
+        except (ValueError, FloatingPointError, OSError) as exc:
+            self.failed.emit(str(exc))
+        except Exception as exc:  # a bug: report it, keep the window alive
+            traceback.print_exc()
+            self.failed.emit(f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            self.done.emit()
+
+
+class TrainRun(QObject):
+    """One training run: a :class:`TrainWorker` in its own QThread.
+
+    Connect to ``run.worker``'s signals, then call :meth:`start`. The thread quits
+    when the worker is done; :meth:`stop` asks the loop to end after the current batch.
+    """
+
+    def __init__(self, model: Sequential, data: Dataset, config: TrainConfig, parent=None):
+        super().__init__(parent)
+        self.control = TrainControl()
+        self.worker = TrainWorker(model, data, config, self.control)
+        self.thread = QThread()
+        self.thread.setObjectName("convscope-train")
+        self.worker.moveToThread(self.thread)
+        self.thread.started.connect(self.worker.run)
+        self.worker.done.connect(self.thread.quit)
+
+    def start(self):
+        self.thread.start()
+
+    def pause(self):
+        self.control.pause()
+
+    def resume(self):
+        self.control.resume()
+
+    def stop(self):
+        self.control.stop()
+
+    @property
+    def paused(self) -> bool:
+        return self.control.paused
+
+    def is_running(self) -> bool:
+        return self.thread.isRunning()
+
+    def wait(self, timeout_ms: int = 30_000) -> bool:
+        """Block until the thread ended; False on timeout."""
+        return self.thread.wait(timeout_ms)
+
+
+class DatasetLoader(QObject):
+    """Loads datasets in a Python thread; ``loaded``/``failed`` carry the request's token."""
+
+    loaded = pyqtSignal(int, object)   # token, Dataset
+    failed = pyqtSignal(int, str)      # token, message
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._token = 0
+        self._lock = threading.Lock()
+
+    @property
+    def latest(self) -> int:
+        with self._lock:
+            return self._token
+
+    def load(self, fn, *args) -> int:
+        """Run ``fn(*args)`` (a core.nn.data loader) in the background; returns the token."""
+        with self._lock:
+            self._token += 1
+            token = self._token
+
+        def target():
+            try:
+                data = fn(*args)
+            except ValueError as exc:  # DatasetError and bad-value errors: tell the user
+                self.failed.emit(token, str(exc))
+            except Exception as exc:  # a bug: report it, keep the window alive
+                traceback.print_exc()
+                self.failed.emit(token, f"internal error: {type(exc).__name__}: {exc}")
+            else:
+                self.loaded.emit(token, data)
+
+        threading.Thread(target=target, daemon=True, name="convscope-dataset").start()
+        return token
