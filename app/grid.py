@@ -351,7 +351,8 @@ class FeatureGrid(QScrollArea):
     # ----------------------------------------------------------------- content
     def set_output(self, out):
         """Show a :class:`app.compute.RunOutput` (builds widgets only if the layout changed)."""
-        first = self._output is None
+        first = self._output is None or \
+            self._output.result.input.maps.shape[1:] != out.result.input.maps.shape[1:]
         self._output = out
         structure = self._structure_of(out)
         if structure != self._structure:
