@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
@@ -235,7 +236,10 @@ class Pipeline:
                 "stages": [s.to_dict() for s in self.stages]}
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1)
+        """Indented JSON with each row of numbers on one line (kernels stay readable)."""
+        text = json.dumps(self.to_dict(), indent=1)
+        return re.sub(r"\[\s+([-+\d.eE,\s]+?)\s+\]",
+                      lambda m: "[" + " ".join(m.group(1).split()) + "]", text)
 
     def copy(self) -> "Pipeline":
         """A deep copy (not validated: an editor may hold invalid settings)."""
