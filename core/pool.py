@@ -286,8 +286,25 @@ def pool2d_naive(x, kernel_size, stride=None, *, padding=0, dilation=1, mode="ma
     return out
 
 
+def _first_only(winner, axes, kh, kw):
+    """Clear every winner flag after the first in each window (in place)."""
+    def tap(i, j):
+        idx = [slice(None)] * winner.ndim
+        idx[axes[0]], idx[axes[1]] = i, j
+        return winner[tuple(idx)]
+
+    taken = tap(0, 0).copy()
+    for i in range(kh):
+        for j in range(kw):
+            if i == j == 0:
+                continue
+            t = tap(i, j)
+            t &= ~taken
+            taken |= t
+
+
 def _backward_blocks(g, x, geom, mode, output=None):
-    """Backward for tiling windows without ties (None: use the general path)."""
+    """Backward for windows that tile the input (None: use the general path)."""
     if mode not in ("max", "min", "avg") or not _tiles(geom):
         return None
     blocks, axes, expand, from_view, to_view = _block_view(x, geom)
@@ -304,11 +321,13 @@ def _backward_blocks(g, x, geom, mode, output=None):
         output = (np.max if mode == "max" else np.min)(blocks, axis=axes)
     else:
         output = to_view(output)
+    if np.isnan(output).any():
+        return None  # NaN winners need the general path
     winner = blocks == output[expand]
-    # every window has at least one winner: exactly one each unless there are ties
-    # (or NaN, which equals nothing); those need the general path's first-wins rule
+    # every window has at least one winner; with ties only the first in scan order
+    # (row by row) keeps its gradient, as in PyTorch
     if np.count_nonzero(winner) != output.size:
-        return None
+        _first_only(winner, axes, gh.kernel, gw.kernel)
     np.multiply(winner, ge, out=gblocks)
     return gx
 

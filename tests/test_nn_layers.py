@@ -22,7 +22,7 @@ import pytest
 from core.conv import conv2d_naive
 from core.geometry import conv_geometry, pool_geometry
 from core.nn import (ARCHITECTURES, SGD, Activation, Adam, AvgPool2D, BatchNorm2D, Conv2D, Dense,
-                     Dropout, Flatten, Layer, MaxPool2D, Sequential, build,
+                     Dropout, Flatten, Layer, MaxPool2D, build,
                      softmax_cross_entropy)
 from core.pipeline import ACTIVATIONS
 from core.pool import pool2d_naive

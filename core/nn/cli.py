@@ -36,7 +36,8 @@ def _arch(spec: str):
                          f"{spec!r} ({exc})") from None
 
 
-def print_report(model, data, out=sys.stdout):
+def print_report(model, data, out=None):
+    out = sys.stdout if out is None else out
     loss, acc, conf, _ = evaluate(model, data.x_test, data.y_test)
     print(f"test: {len(data.y_test)} images, loss {loss:.4f}, accuracy {acc * 100:.2f}%",
           file=out)

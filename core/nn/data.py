@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,7 +83,7 @@ def _read_bytes(path) -> bytes:
         raise DatasetError(f"cannot read '{path}': no such file") from None
     except IsADirectoryError:
         raise DatasetError(f"cannot read '{path}': is a directory") from None
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise DatasetError(f"cannot read '{path}': corrupt or truncated gzip ({exc})") from None
     if len(data) > MAX_IDX_BYTES:
         raise DatasetError(f"cannot read '{path}': larger than {MAX_IDX_BYTES >> 20} MiB")
@@ -103,7 +105,7 @@ def read_idx(path) -> np.ndarray:
         raise DatasetError(f"cannot read '{name}': truncated header")
     dims = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_TYPES[code])
-    expected = 4 + 4 * ndim + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = 4 + 4 * ndim + math.prod(dims) * dtype.itemsize  # exact, no overflow
     if len(data) != expected:
         raise DatasetError(f"cannot read '{name}': the header declares {dims} "
                            f"({expected} bytes) but the file has {len(data)} bytes "

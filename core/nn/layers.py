@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..conv import conv2d, conv2d_backward
+from ..geometry import pair
 from ..pipeline import ACTIVATIONS, activate
 from ..pool import pool2d, pool2d_backward
 
@@ -75,6 +76,11 @@ class Conv2D(Layer):
     def __init__(self, filters: int, kernel_size=3, stride=1, padding=0, dilation=1,
                  init: str = "glorot"):
         super().__init__()
+        if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
+            raise ValueError(f"filters must be a positive integer, got {filters!r}")
+        pair(kernel_size, "kernel_size")
+        pair(stride, "stride")
+        pair(dilation, "dilation")
         self.filters = int(filters)
         self.kernel_size = kernel_size
         self.stride = stride
@@ -94,7 +100,7 @@ class Conv2D(Layer):
 
     def init(self, in_shape, rng):
         c = in_shape[0]
-        kh, kw = (self.kernel_size,) * 2 if np.isscalar(self.kernel_size) else self.kernel_size
+        kh, kw = pair(self.kernel_size, "kernel_size")
         fan_in, fan_out = c * kh * kw, self.filters * kh * kw
         self.params["weight"] = _fan_init(rng, (self.filters, c, kh, kw), fan_in, fan_out,
                                           self.init_scheme)
@@ -128,6 +134,8 @@ class Dense(Layer):
 
     def __init__(self, units: int, init: str = "glorot"):
         super().__init__()
+        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
+            raise ValueError(f"units must be a positive integer, got {units!r}")
         self.units = int(units)
         self.init_scheme = init
         self._x = None
@@ -246,6 +254,9 @@ class _Pool(Layer):
     def __init__(self, kernel_size=2, stride=None, padding=0, dilation=1, ceil_mode=False,
                  count_include_pad=True):
         super().__init__()
+        pair(kernel_size, "kernel_size")
+        if stride is not None:
+            pair(stride, "stride")
         self.kernel_size = kernel_size
         self.stride = stride
         self.padding = padding

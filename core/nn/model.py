@@ -49,7 +49,7 @@ def layer_from_config(cfg: dict) -> Layer:
     args = {k: _tuplify(v) for k, v in cfg.items() if k != "type"}
     try:
         return _LAYERS[cfg["type"]](**args)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise ValueError(f"bad arguments for layer {cfg['type']!r}: {exc}") from None
 
 
@@ -65,11 +65,11 @@ class Sequential:
         shape = self.input_shape
         self.shapes = []
         for i, layer in enumerate(self.layers):
-            layer.init(shape, rng)
             try:
+                layer.init(shape, rng)
                 shape = layer.output_shape(shape)
-            except ValueError as exc:
-                raise ValueError(f"layer {i} ({layer!r}) cannot take input {shape}: {exc}") \
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"layer {i} ({layer.kind}) cannot take input {shape}: {exc}") \
                     from None
             self.shapes.append(shape)
         for layer in self.layers:
@@ -251,8 +251,13 @@ def save_model(path, model: Sequential, extra: dict[str, np.ndarray] | None = No
 def read_npz(path) -> dict[str, np.ndarray]:
     """All arrays of an .npz without pickle; ModelFileError for anything else."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+        with open(path, "rb") as fh:
+            z = np.load(fh, allow_pickle=False)
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise ModelFileError(f"cannot load model '{path}': a single array (.npy), not "
+                                     f"an .npz model file")
+            with z:
+                arrays = {k: z[k] for k in z.files}
     except FileNotFoundError:
         raise ModelFileError(f"cannot load model '{path}': no such file") from None
     except IsADirectoryError:
@@ -260,6 +265,18 @@ def read_npz(path) -> dict[str, np.ndarray]:
     except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
         raise ModelFileError(f"cannot load model '{path}': not a valid .npz model file "
                              f"({exc})") from None
+    for k, v in arrays.items():
+        if not isinstance(v, np.ndarray):
+            raise ModelFileError(f"cannot load model '{path}': member '{k}' is not an array")
+        if k != ARCH_KEY and not k.startswith("__") and v.dtype.kind not in "fiu":
+            raise ModelFileError(f"cannot load model '{path}': array '{k}' has dtype {v.dtype}, "
+                                 f"not real numbers")
+    return arrays
+
+
+def _normalised_layers(spec: dict) -> list:
+    """Layer configs with defaults filled in and tuples as lists (comparable)."""
+    return json.loads(json.dumps(build(spec).architecture()["layers"]))
 
 
 def load_model(path, expect: dict | None = None) -> tuple[Sequential, dict[str, np.ndarray]]:
@@ -277,7 +294,7 @@ def load_model(path, expect: dict | None = None) -> tuple[Sequential, dict[str, 
         model = build(spec)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ModelFileError(f"cannot load model '{path}': bad architecture: {exc}") from None
-    if expect is not None and [c for c in expect.get("layers", [])] != spec.get("layers"):
+    if expect is not None and _normalised_layers(expect) != _normalised_layers(spec):
         raise ModelFileError(f"cannot load model '{path}': its architecture differs from the "
                              f"current model's")
     try:

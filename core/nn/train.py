@@ -143,6 +143,9 @@ def _save_checkpoint(path, model, opt, epoch, rng, config):
     extra = dict(opt.state_dict())
     extra["__epoch__"] = np.array(epoch)
     extra["__rng__"] = _rng_state(rng)
+    for i, layer in enumerate(model.layers):  # dropout masks continue where they were
+        if hasattr(layer, "rng"):
+            extra[f"__rng_layer{i}__"] = _rng_state(layer.rng)
     extra["__config__"] = np.frombuffer(json.dumps(asdict(config)).encode(), np.uint8)
     save_model(path, model, extra)
 
@@ -163,6 +166,8 @@ def train(model: Sequential, data: Dataset, config: TrainConfig,
     opt = make_optimizer(config.optimizer, model.layers, config.lr, config.weight_decay,
                          config.momentum)
     start_epoch = 0
+    if config.out:
+        os.makedirs(config.out, exist_ok=True)
     ckpt = os.path.join(config.out, CHECKPOINT) if config.out else None
     if config.resume and ckpt and os.path.exists(ckpt):
         model, extra = load_model(ckpt, expect=model.architecture())
@@ -171,6 +176,10 @@ def train(model: Sequential, data: Dataset, config: TrainConfig,
         opt.load_state_dict(extra)
         start_epoch = int(extra["__epoch__"]) + 1
         rng.bit_generator.state = json.loads(extra["__rng__"].tobytes().decode())
+        for i, layer in enumerate(model.layers):
+            key = f"__rng_layer{i}__"
+            if key in extra and hasattr(layer, "rng"):
+                layer.rng.bit_generator.state = json.loads(extra[key].tobytes().decode())
     n = len(data.x_train)
     bs = config.batch_size
     batches = -(-n // bs)
