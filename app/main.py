@@ -66,8 +66,21 @@ def main(argv=None) -> int:
             QTimer.singleShot(150, lambda: _save_screenshot(win, out_path, status, app))
 
         win.resultShown.connect(shoot)
+
+        def failed(reason):
+            # the window shows the reason; save that and report it
+            print(f"convscope: the pipeline fails on this image: {reason}", file=sys.stderr)
+            status["code"] = 2
+            shoot()
+
+        win.resultFailed.connect(failed)
         QTimer.singleShot(60_000, lambda: (print("convscope: timed out waiting for the result",
                                                  file=sys.stderr), app.exit(3)))
+    if args.model and not win.train_view.load_model_file(args.model):
+        print(f"convscope: cannot load the model {args.model}", file=sys.stderr)
+        if args.screenshot:
+            return 2
+    win.show_view(args.view)
     win.show()
     win.load_image_file(image, wait=True)
     if win.image is None:

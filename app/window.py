@@ -14,7 +14,8 @@ import numpy as np
 from PyQt6.QtCore import QBuffer, QIODevice, QObject, QSettings, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QGuiApplication, QKeySequence
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel,
-                             QMainWindow, QProgressBar, QPushButton, QToolBar,
+                             QMainWindow, QMessageBox, QProgressBar, QPushButton,
+                             QScrollArea, QTabWidget, QToolBar,
                              QVBoxLayout, QWidget)
 
 from core.export import export_maps
@@ -27,7 +28,9 @@ from core.kernels import format_kernel
 from .compute import PipelineRunner, RunOutput
 from .explain_panel import ExplainPanel
 from .grid import COLORMAPS, FeatureGrid
+from .inspect_view import InspectView
 from .pipeline_panel import PipelinePanel
+from .train_view import TrainView
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SAMPLE_IMAGE = ASSETS / "chelsea.png"
@@ -82,6 +85,7 @@ class _Background(QObject):
 class MainWindow(QMainWindow):
     imageLoaded = pyqtSignal(str)
     resultShown = pyqtSignal(object)
+    resultFailed = pyqtSignal(str)
     exported = pyqtSignal(str)
 
     def __init__(self, settings: QSettings | None = None, parent=None):
@@ -92,7 +96,8 @@ class MainWindow(QMainWindow):
         self.image: np.ndarray | None = None
         self.image_name = ""
         self.output: RunOutput | None = None
-        self.selected = None  # (level, map, row, col) of the explained pixel
+        self.output_image_name = ""
+        self.selected = None  # (level, map label, row, col) of the explained pixel
         self._load_token = 0
 
         self.runner = PipelineRunner(self)
@@ -109,13 +114,31 @@ class MainWindow(QMainWindow):
         self.grid.hovered.connect(self._on_hover)
         self.grid.clicked.connect(self._on_click)
         self.message = MessageBar()
-        central = QWidget()
-        cl = QVBoxLayout(central)
+        image_tab = QWidget()
+        cl = QVBoxLayout(image_tab)
         cl.setContentsMargins(4, 4, 4, 4)
         cl.setSpacing(4)
         cl.addWidget(self.message)
         cl.addWidget(self.grid, 1)
-        self.setCentralWidget(central)
+        self.train_view = TrainView()
+        self.inspect_view = InspectView()
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(image_tab, "Image pipeline")
+        # scroll areas: a view's minimum size must not force the window's
+        for view, title in ((self.train_view, "Train a CNN"),
+                            (self.inspect_view, "Inspect the CNN")):
+            area = QScrollArea()
+            area.setWidgetResizable(True)
+            area.setFrameShape(QScrollArea.Shape.NoFrame)
+            area.setWidget(view)
+            self.tabs.addTab(area, title)
+        self.tabs.currentChanged.connect(self._on_tab)
+        self.setCentralWidget(self.tabs)
+        self.train_view.sendKernel.connect(self._on_learned_kernel)
+        self.train_view.modelChanged.connect(self.inspect_view.set_model)
+        if hasattr(self.inspect_view, "sendKernel"):
+            self.inspect_view.sendKernel.connect(self._on_learned_kernel)
 
         self.panel = PipelinePanel()
         self.panel.pipelineChanged.connect(self._on_pipeline_edited)
@@ -130,6 +153,7 @@ class MainWindow(QMainWindow):
         edock.setWidget(self.explain_panel)
         edock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, edock)
+        self._docks = [dock, edock]
         self.resizeDocks([dock, edock], [330, 330], Qt.Orientation.Horizontal)
 
         self._make_actions()
@@ -230,6 +254,7 @@ class MainWindow(QMainWindow):
     def set_image(self, image: np.ndarray, name: str):
         """Show a new image (H, W, C float32 in [0, 1]) and recompute."""
         self.image = image
+        self.inspect_view.set_photo(image)
         self.image_name = name
         self.selected = None
         self.explain_panel.clear()
@@ -453,17 +478,25 @@ class MainWindow(QMainWindow):
             # keep every stage's last good maps on screen; mark the bad field
             self.panel.show_error(res.error)
             self.message.show_message(f"{res.error}. The maps shown are the last valid result.")
+            self.resultFailed.emit(str(res.error))
             return
         self.panel.show_error(None)
         if self.message.isVisible() and "last valid result" in self.message.label.text():
             self.message.hide()
         self.output = out
+        self.output_image_name = self.image_name
         self.panel.set_shapes(res.input.shape, [s.shape for s in res.stages])
         self.grid.set_output(out)
         total_ms = sum(s.seconds for s in res.stages) * 1e3
         self.timing_label.setText(f"pipeline {total_ms:.1f} ms")
         if self.selected is not None:
-            self._explain(*self.selected)
+            level, label, row, col = self.selected
+            labels = res.level(level).labels if level < len(res.stages) else []
+            if label in labels:  # maps may have been renumbered (kernels added/removed)
+                self._explain(level, labels.index(label), row, col)
+            else:
+                self.selected = None
+                self.explain_panel.clear()
         self.resultShown.emit(out)
 
     def _on_display_option(self, *_):
@@ -478,7 +511,7 @@ class MainWindow(QMainWindow):
                                  f"{lvl.labels[m]} · row {row}, col {col} = {value:.6g}")
 
     def _on_click(self, level, m, row, col):
-        self.selected = (level, m, row, col)
+        self.selected = (level, self.output.result.level(level).labels[m], row, col)
         self._explain(level, m, row, col)
 
     def _explain(self, level, m, row, col):
@@ -489,7 +522,8 @@ class MainWindow(QMainWindow):
             self.selected = None
             self.explain_panel.clear()
             return
-        self.explain_panel.show_explanation(ex)
+        inputs = res.level(level - 1).labels if level >= 0 else None
+        self.explain_panel.show_explanation(ex, input_labels=inputs)
 
     # ------------------------------------------------------------------ export
     def export_maps_to(self, folder: str, bits: int = 8):
@@ -498,11 +532,13 @@ class MainWindow(QMainWindow):
             self.message.show_message("Nothing to export yet.")
             return
         res = self.output.result
+        # describe what made these maps, not what is being edited now
+        made_by = Pipeline([lvl.stage for lvl in res.stages])
+        source = self.output_image_name
         self._on_busy(True)
 
         def job():
-            return export_maps(res, folder, bits=bits, pipeline=self.panel.pipeline(),
-                               source=self.image_name,
+            return export_maps(res, folder, bits=bits, pipeline=made_by, source=source,
                                progress=lambda d, t: self._bg.progress.emit(d, t))
         self._bg.start(("export", folder), job)
 
@@ -535,6 +571,35 @@ class MainWindow(QMainWindow):
         """Put a kernel (e.g. a learned CNN filter) into the pipeline editor and recompute."""
         self.panel.add_kernel(np.asarray(weights, float), name)
 
+    VIEWS = {"main": 0, "train": 1, "inspect": 2}
+
+    def show_view(self, name: str):
+        """Switch to the "main", "train" or "inspect" tab."""
+        self.tabs.setCurrentIndex(self.VIEWS[name])
+
+    def _on_tab(self, index: int):
+        # the pipeline editor and the explanation belong to the image tab
+        for d in self._docks:
+            d.setVisible(index == 0)
+        self.act_paste.setEnabled(index == 0)
+
+    def _on_learned_kernel(self, weights, name: str):
+        self.send_kernel(weights, name)
+        self.show_view("main")
+        self.message.show_message(f"Added the learned kernel '{name}' to the pipeline: "
+                                  f"this is what it does to the photo.", error=False)
+
     def closeEvent(self, ev):
+        if self.train_view.is_training():
+            answer = QMessageBox.question(
+                self, "Training is running",
+                "A CNN is training. Stop it and quit?\nThe checkpoint of the last finished "
+                "epoch is kept.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No)
+            if answer != QMessageBox.StandardButton.Yes:
+                ev.ignore()
+                return
+            self.train_view.stop_training(wait=True)
         self.runner.shutdown()
         super().closeEvent(ev)

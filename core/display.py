@@ -64,8 +64,11 @@ def map_stats(m: np.ndarray) -> MapStats:
             nan = float("nan")
             return MapStats(nan, nan, nan, nan, nan)
         lo, hi, mean = float(fin.min()), float(fin.max()), float(fin.mean(dtype=np.float64))
-    flat = fin.ravel() if fin.flags.c_contiguous else np.ravel(fin)
-    sample = flat[::max(1, flat.size // _SAMPLE)]
+    if fin.ndim == 2:  # strided rows and columns: no copy of the whole map
+        step = max(1, int(np.sqrt(fin.size / _SAMPLE)))
+        sample = fin[::step, ::step]
+    else:
+        sample = fin[::max(1, fin.size // _SAMPLE)]
     p_lo, p_hi = (float(v) for v in np.percentile(sample, ROBUST_PERCENTILES))
     return MapStats(lo, hi, mean, p_lo, p_hi)
 
@@ -78,21 +81,26 @@ def preview_factor(shape, max_side: int = PREVIEW_MAX_SIDE) -> int:
 def preview(m: np.ndarray, factor: int) -> np.ndarray:
     """Block-average a (H, W) map by ``factor`` (edge blocks averaged over what exists).
 
-    Averaging (not subsampling) keeps one-pixel edges visible at reduced size.
+    Averaging (not subsampling) keeps one-pixel edges visible at reduced size. The
+    sum runs over ``factor**2`` strided slices (no padded copy of the map).
     """
     if factor == 1:
         return m
     h, w = m.shape
     out_h, out_w = -(-h // factor), -(-w // factor)
-    # pad the ragged edge with NaN and average what is real
-    padded = np.full((out_h * factor, out_w * factor), np.nan, np.float32)
-    padded[:h, :w] = m
-    blocks = padded.reshape(out_h, factor, out_w, factor)
-    if h % factor == 0 and w % factor == 0:
-        return blocks.mean(axis=(1, 3))
-    counts = np.isfinite(blocks).sum(axis=(1, 3))
-    sums = np.nansum(blocks, axis=(1, 3))
-    return (sums / np.maximum(counts, 1)).astype(np.float32)
+    total = np.zeros((out_h, out_w), np.float32)
+    count_r = np.zeros(out_h, np.float32)
+    count_c = np.zeros(out_w, np.float32)
+    for i in range(factor):
+        rows = m[i::factor]
+        count_r[:rows.shape[0]] += 1
+        for j in range(factor):
+            block = rows[:, j::factor]
+            total[:block.shape[0], :block.shape[1]] += block
+    for j in range(factor):
+        count_c[:len(range(j, w, factor))] += 1
+    total /= count_r[:, None] * count_c[None, :]
+    return total
 
 
 def is_signed(stats) -> bool:

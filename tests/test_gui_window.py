@@ -20,7 +20,7 @@ import pyqtgraph as pg
 import pytest
 from PIL import Image
 from PyQt6.QtCore import QMimeData, QPointF, QSettings, Qt, QTimer, QUrl
-from PyQt6.QtGui import QDragEnterEvent, QDropEvent
+from PyQt6.QtGui import QColor, QDragEnterEvent, QDropEvent, QGuiApplication, QImage
 from PyQt6.QtTest import QTest
 from PyQt6.QtWidgets import QApplication
 
@@ -29,8 +29,7 @@ from app.window import SAMPLE_IMAGE, MainWindow
 from core.conv import conv2d
 from core.image import load_image
 from core.kernels import PRESETS
-from core.pipeline import (ActivationStage, ConvStage, Kernel, Pipeline, PoolStage,
-                           default_pipeline, save_pipeline)
+from core.pipeline import ConvStage, Kernel, Pipeline, PoolStage, save_pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 20_000          # ms; generous: the CI machine has 2 cores
@@ -112,7 +111,7 @@ def shown(win, level: int, m: int) -> np.ndarray:
 
 def test_startup_with_sample_shows_4_levels_of_3_maps(sample):
     win = sample
-    h, w, c = load_image(str(SAMPLE_IMAGE)).shape
+    h, w, _ = load_image(str(SAMPLE_IMAGE)).shape
     assert set(win.grid.views()) == DEFAULT_KEYS
     assert win.image.shape == (h, w, 3)
     assert f"{SAMPLE_IMAGE.name} ({w}x{h}, 3 ch)" in win.windowTitle()
@@ -140,6 +139,52 @@ def test_drop_image_file_loads_it(sample, qtbot, tmp_path):
     assert win.grid.views()[(-1, 0)].map_shape == (48, 64)
     assert win.grid.views()[(2, 2)].map_shape == (24, 32)
     np.testing.assert_allclose(shown(win, -1, 1), load_image(str(png))[:, :, 1])
+
+
+def test_drop_grayscale_image_shows_one_column(sample, qtbot, tmp_path):
+    win = sample
+    path = tmp_path / "gray.png"
+    gray = np.random.default_rng(1).integers(0, 256, (30, 20), dtype=np.uint8)
+    Image.fromarray(gray, "L").save(path)
+    with qtbot.waitSignals([win.imageLoaded, win.resultShown], timeout=TIMEOUT):
+        drop(win, path)
+    assert "gray.png (20x30, 1 ch)" in win.windowTitle()
+    assert set(win.grid.views()) == {(lvl, 0) for lvl in (-1, 0, 1, 2)}
+    np.testing.assert_allclose(shown(win, -1, 0), gray / 255.0, atol=1e-6)
+
+
+def test_drop_remote_url_is_refused(sample):
+    win = sample
+    image = win.image
+    mime = QMimeData()
+    mime.setUrls([QUrl("https://example.com/cat.png")])
+    ev = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime,
+                    Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    win.dropEvent(ev)
+    assert "local files" in win.message.text()
+    assert win.image is image
+
+
+def test_paste_file_path_and_image_data(sample, qtbot, tmp_path):
+    win = sample
+    png = write_png(tmp_path / "pasted path.png", 33, 22)
+    clip = QGuiApplication.clipboard()
+    clip.setText(f'"{png}"')                         # as copied from a file manager
+    with qtbot.waitSignals([win.imageLoaded, win.resultShown], timeout=TIMEOUT):
+        win.paste()
+    assert "pasted path.png (33x22, 3 ch)" in win.windowTitle()
+    qimg = QImage(40, 30, QImage.Format.Format_RGB32)
+    qimg.fill(QColor(255, 0, 0))
+    clip.setImage(qimg)
+    with qtbot.waitSignals([win.imageLoaded, win.resultShown], timeout=TIMEOUT):
+        win.paste()
+    assert win.image.shape == (30, 40, 3)
+    np.testing.assert_allclose(win.image[0, 0], [1, 0, 0], atol=1e-6)
+    # pasted pixels are not a file: the recent list keeps only the path
+    assert [a.text() for a in win.recent_menu.actions()][0] == str(png.resolve())
+    clip.setText("   ")                             # nothing usable
+    win.paste()
+    assert "clipboard" in win.message.text()
 
 
 def test_drop_non_image_file_says_why_and_keeps_the_image(sample, qtbot, tmp_path):
@@ -356,6 +401,27 @@ def test_click_on_pool_map_shows_the_winner(sample, qtbot):
     assert format_number(value) in win.explain_panel.plain_text()
 
 
+def test_explained_pixel_stays_on_its_map_when_maps_are_added(sample, qtbot):
+    """The explanation follows the map the user clicked, not its index.
+
+    Adding a kernel renumbers stage 1's maps (per channel they are interleaved:
+    R*k1, R*k2, G*k1, ...): the clicked "G * outline" is map 1 before and map 2 after.
+    """
+    win = sample
+    src = win.grid.views()[(0, 1)]
+    pos = _viewport_point(src, 200.5, 120.5)
+    QTest.mouseClick(src.view.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    qtbot.waitUntil(lambda: win.explain_panel.explanation() is not None, timeout=TIMEOUT)
+    assert win.explain_panel.explanation().label == "G * outline"
+    with qtbot.waitSignal(win.resultShown, timeout=TIMEOUT):
+        win.send_kernel(np.ones((3, 3)) / 9, "learned")
+    ex = win.explain_panel.explanation()
+    # either it still explains the clicked map, or it is cleared; never another map
+    assert ex is None or ex.label == "G * outline", (
+        f"clicked 'G * outline', the panel now explains {ex.label!r} "
+        f"(window.selected = {win.selected})")
+
+
 # ------------------------------------------------------------------------ export
 
 
@@ -376,6 +442,26 @@ def test_export_maps_writes_png_npy_and_index(sample, qtbot, tmp_path):
         with Image.open(out / entry["png"]) as im:
             assert im.size == (arr.shape[1], arr.shape[0])
     assert "12 maps" in win.message.text()
+
+
+def test_export_index_describes_the_maps_exported_not_the_edited_pipeline(sample, qtbot,
+                                                                         tmp_path):
+    """With an invalid edit on screen the window keeps (and exports) the last valid
+    maps; maps.json must record the pipeline that made them (stride 1), not the
+    rejected edit (stride 0), or the export cannot be reproduced."""
+    win = sample
+    ed = conv_editor(win)
+    with qtbot.waitSignal(win.runner.resultReady, timeout=TIMEOUT):
+        ed.stride_field.rows.setValue(0)
+    assert "last valid result" in win.message.text()
+    out = tmp_path / "maps"
+    with qtbot.waitSignal(win.exported, timeout=TIMEOUT):
+        win.export_maps_to(str(out))
+    doc = json.loads((out / "maps.json").read_text())
+    exported_stage = win.output.result.stages[0].stage.to_dict()
+    assert doc["pipeline"]["stages"][0]["stride"] == exported_stage["stride"] == 1, (
+        f"maps.json says stride {doc['pipeline']['stages'][0]['stride']}, the exported maps "
+        f"were computed with stride {exported_stage['stride']}")
 
 
 def test_export_sheet_writes_a_non_blank_png(sample, tmp_path):
@@ -513,6 +599,25 @@ def test_screenshot_with_bad_image_fails_with_a_message(tmp_path):
     assert proc.returncode != 0
     assert "missing.png" in proc.stderr, proc.stderr
     assert not out.exists()
+
+
+def test_screenshot_with_a_pipeline_that_fails_on_the_image_ends_promptly(tmp_path):
+    """A pipeline error is a result too: screenshot mode must not wait for maps that
+    will never come (main() waits 60 s, then says only "timed out")."""
+    img = write_png(tmp_path / "small.png", 50, 50)
+    pipe = tmp_path / "bigpool.json"
+    save_pipeline(pipe, Pipeline([PoolStage("max", 99)]))
+    out = tmp_path / "shot.png"
+    try:
+        proc = _run_app(["--image", str(img), "--pipeline", str(pipe), "--screenshot",
+                         str(out)], tmp_path, timeout=15)
+    except subprocess.TimeoutExpired:   # a good run takes 1-3 s
+        pytest.fail("convscope --screenshot still running after 15 s: the pipeline error "
+                    "(pool window 99 > 50x50 image) never ends the wait for resultShown")
+    if proc.returncode == 0:
+        assert out.exists()          # a screenshot showing the error is fine too
+    else:
+        assert "empty output" in proc.stderr or "kernel_size" in proc.stderr, proc.stderr
 
 
 def test_bad_size_is_refused(tmp_path):
