@@ -32,6 +32,15 @@ COLORMAPS = {
 }
 
 _cmap_cache: dict[str, pg.ColorMap] = {}
+_lut_cache: dict[int, np.ndarray] = {}
+
+
+def lookup_table(cmap: pg.ColorMap) -> np.ndarray:
+    """The 256-entry LUT of a colour map, computed once per map."""
+    lut = _lut_cache.get(id(cmap))
+    if lut is None:
+        lut = _lut_cache[id(cmap)] = cmap.getLookupTable(nPts=256)
+    return lut
 
 
 def colormap(name: str) -> pg.ColorMap:
@@ -110,15 +119,17 @@ class MapView(QWidget):
         self.map_shape = tuple(map_shape)
         self.extent = tuple(extent)
         self._levels = levels
-        self._lut = cmap.getLookupTable(nPts=256)
+        self._lut = lookup_table(cmap)
         self.detail = None
         self.image.setImage(data, levels=levels, lut=self._lut, autoLevels=False)
         self.image.setRect(QRectF(0, 0, extent[1], extent[0]))
-        self._title = title
-        self.title.setToolTip(title)
-        self.stats.setText(stats_text)
-        self.stats.setToolTip(stats_text)
-        self._elide()
+        if title != self._title:
+            self._title = title
+            self.title.setToolTip(title)
+            self._elide()
+        if stats_text != self.stats.text():
+            self.stats.setText(stats_text)
+            self.stats.setToolTip(stats_text)
 
     def set_detail(self, data: np.ndarray, crop, preview: np.ndarray):
         """Show full-resolution ``data`` for map rows/cols ``crop`` = (r0, r1, c0, c1), or
@@ -235,6 +246,7 @@ class FeatureGrid(QScrollArea):
         self.map_width = 230
         self.auto_size = True
         self.max_columns: int | None = None  # wrap levels with more columns (CNN layers)
+        self.column_labels = True  # R / G / B above the columns
         # when zoomed in on a large image, previews are swapped for full-resolution crops
         self._detail_timer = QTimer(self)
         self._detail_timer.setSingleShot(True)
@@ -272,7 +284,7 @@ class FeatureGrid(QScrollArea):
         ncols = min(ncols, wrap)
         in_names = res.input.labels
         row = 0
-        for c in range(ncols):
+        for c in range(ncols if self.column_labels else 0):
             name = in_names[c] if c < len(in_names) else f"map {c + 1}"
             lab = QLabel(f"<b>{name}</b>" if c < len(in_names) else f"<b>column {c + 1}</b>")
             lab.setAlignment(Qt.AlignmentFlag.AlignCenter)

@@ -42,11 +42,14 @@ def main(argv=None) -> int:
     from PyQt6.QtCore import QTimer
     from PyQt6.QtWidgets import QApplication
 
-    from core.memory import reuse_large_allocations
+    from core.memory import reuse_large_allocations, set_blas_threads
 
     from .window import SAMPLE_IMAGE, MainWindow
 
     reuse_large_allocations()
+    # interactive updates multiply small matrices on the UI thread: one BLAS thread
+    # avoids idle threads spinning against it (training raises it while it runs)
+    set_blas_threads(1)
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("ConvScope")

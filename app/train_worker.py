@@ -25,7 +25,7 @@ import traceback
 from dataclasses import dataclass
 
 import numpy as np
-from PyQt6.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
+from PyQt6.QtCore import QObject, Qt, QThread, pyqtSignal, pyqtSlot
 
 from core.nn.data import Dataset
 from core.nn.layers import Conv2D
@@ -45,6 +45,8 @@ class Evaluation:
     confusion: np.ndarray   # (K, K) int: row = true class, column = predicted
     probs: np.ndarray       # (N, K) float32 softmax outputs
     labels: np.ndarray      # (N,) true classes
+    images: np.ndarray      # (N, C, H, W) the test images (the dataset's array, not a copy)
+    classes: list[str]      # the dataset's class names
 
     @property
     def predictions(self) -> np.ndarray:
@@ -60,7 +62,8 @@ class Evaluation:
 
 def evaluate_model(model: Sequential, data: Dataset, batch_size: int = 1000) -> Evaluation:
     loss, acc, conf, probs = evaluate(model, data.x_test, data.y_test, batch_size)
-    return Evaluation(float(loss), float(acc), conf, probs, np.asarray(data.y_test))
+    return Evaluation(float(loss), float(acc), conf, probs, np.asarray(data.y_test),
+                      data.x_test, list(data.classes))
 
 
 def first_conv(model: Sequential) -> tuple[int, Conv2D] | None:
@@ -83,7 +86,7 @@ class TrainWorker(QObject):
     failed = pyqtSignal(str)
     done = pyqtSignal()              # always last: the thread may quit
 
-    snapshot_interval = 0.25         # seconds between kernel copies
+    snapshot_interval = 0.4          # seconds between kernel copies (UI: a few per second)
 
     def __init__(self, model: Sequential, data: Dataset, config: TrainConfig,
                  control: TrainControl | None = None):
@@ -154,7 +157,8 @@ class TrainRun(QObject):
         self.thread.setObjectName("convscope-train")
         self.worker.moveToThread(self.thread)
         self.thread.started.connect(self.worker.run)
-        self.worker.done.connect(self.thread.quit)
+        # direct: QThread.quit is thread-safe, and the UI thread may be blocked in wait()
+        self.worker.done.connect(self.thread.quit, Qt.ConnectionType.DirectConnection)
 
     def start(self):
         self.thread.start()
@@ -195,6 +199,11 @@ class DatasetLoader(QObject):
     def latest(self) -> int:
         with self._lock:
             return self._token
+
+    def cancel(self) -> None:
+        """Make any load in flight stale: its result will not be reported."""
+        with self._lock:
+            self._token += 1
 
     def load(self, fn, *args) -> int:
         """Run ``fn(*args)`` (a core.nn.data loader) in the background; returns the token."""

@@ -14,7 +14,7 @@ import ctypes
 import ctypes.util
 import sys
 
-__all__ = ["reuse_large_allocations"]
+__all__ = ["reuse_large_allocations", "blas_threads", "set_blas_threads"]
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -37,3 +37,55 @@ def reuse_large_allocations(threshold: int = 1 << 30) -> bool:
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, int(threshold))
                 and mallopt(_M_TRIM_THRESHOLD, int(threshold)))
+
+
+# --------------------------------------------------------------------------- BLAS threads
+# Interactive updates of tiny matrices lose more to idle OpenBLAS threads spinning (and
+# competing with the UI thread) than they gain; training wants both cores. numpy's
+# bundled OpenBLAS exports its thread setter; this finds it the way threadpoolctl does.
+
+_blas = None
+
+
+def _find_blas():
+    global _blas
+    if _blas is not None:
+        return _blas or None
+    _blas = False
+    try:
+        import numpy  # noqa: F401  (loads the BLAS library)
+        with open("/proc/self/maps", encoding="utf-8") as fh:
+            files = {line.split()[-1] for line in fh if len(line.split()) >= 6}
+        paths = sorted(p for p in files if "openblas" in p.lower() and ".so" in p)
+    except OSError:
+        return None
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in ("scipy_openblas", "openblas"):
+            for suffix in ("64_", ""):
+                get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                put = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                if get is not None and put is not None:
+                    put.argtypes = [ctypes.c_int]
+                    _blas = (get, put)
+                    return _blas
+    return None
+
+
+def blas_threads() -> int | None:
+    """OpenBLAS's current thread count (None if it cannot be found)."""
+    blas = _find_blas()
+    return int(blas[0]()) if blas else None
+
+
+def set_blas_threads(n: int) -> int | None:
+    """Set OpenBLAS's thread count; returns the previous count (None if not found)."""
+    blas = _find_blas()
+    if not blas:
+        return None
+    old = int(blas[0]())
+    blas[1](int(n))
+    return old

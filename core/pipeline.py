@@ -27,6 +27,7 @@ names the file and the problem, and never executes anything from the file.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import re
@@ -129,11 +130,13 @@ class ConvStage:
     dilation: Any = 1
     kind = "conv"
 
-    def to_dict(self) -> dict:
-        return {"type": "conv", "mode": self.mode, "stride": _jsonable(self.stride),
-                "padding": _jsonable(self.padding), "padding_mode": self.padding_mode,
-                "cval": self.cval, "dilation": _jsonable(self.dilation),
-                "kernels": [k.to_dict() for k in self.kernels]}
+    def to_dict(self, kernels: bool = True) -> dict:
+        d = {"type": "conv", "mode": self.mode, "stride": _jsonable(self.stride),
+             "padding": _jsonable(self.padding), "padding_mode": self.padding_mode,
+             "cval": self.cval, "dilation": _jsonable(self.dilation)}
+        if kernels:
+            d["kernels"] = [k.to_dict() for k in self.kernels]
+        return d
 
     def describe(self) -> str:
         k = self.kernels[0].shape if self.kernels else (0, 0)
@@ -541,7 +544,7 @@ def run(image, pipeline: Pipeline, *, previous: PipelineResult | None = None,
     for i, st in enumerate(pipeline.stages):
         if progress is not None and progress(i, len(pipeline.stages)) is False:
             return PipelineResult(inp, levels, None, image)
-        key = upstream + "|" + json.dumps(st.to_dict(), sort_keys=True)
+        key = _chain_key(upstream, st)
         if reuse and i < len(previous.stages) and previous.stages[i].key == key:
             res = previous.stages[i]
         else:
@@ -558,6 +561,23 @@ def run(image, pipeline: Pipeline, *, previous: PipelineResult | None = None,
     if progress is not None:
         progress(len(pipeline.stages), len(pipeline.stages))
     return PipelineResult(inp, levels, None, image)
+
+
+def _chain_key(upstream: str, st) -> str:
+    """Identity of a stage's result: its settings and everything upstream, hashed.
+
+    Kernel weights enter as a digest of their bytes (not as JSON text), so keys stay
+    cheap for CNN layers with thousands of weights.
+    """
+    h = hashlib.blake2b(upstream.encode(), digest_size=16)
+    d = st.to_dict() if not isinstance(st, ConvStage) else {
+        **st.to_dict(kernels=False),
+        "kernels": [(k.name, k.bias, k.divisor, k.flip, k.weights.shape) for k in st.kernels]}
+    h.update(json.dumps(d, sort_keys=True, default=str).encode())
+    if isinstance(st, ConvStage):
+        for k in st.kernels:
+            h.update(np.ascontiguousarray(k.weights).tobytes())
+    return h.hexdigest()
 
 
 def _image_key(image) -> str:

@@ -1,0 +1,922 @@
+"""The Inspect tab: draw a digit (or pick a test image, or use the photo) and watch the CNN read it.
+
+Left: the input (drawing canvas, a test-set picker, the loaded photo converted as MNIST
+digits were prepared). Centre: every layer's feature maps in a :class:`FeatureGrid`,
+with hover read-out. Right: the class probabilities and the explanation of a clicked
+map pixel (:func:`core.explain.explain`).
+
+How the maps are computed
+-------------------------
+``core.nn.model.to_pipeline(model)`` turns the conv part of the model into a core
+pipeline whose :func:`core.pipeline.run` gives exactly the layers' maps. The view runs
+that pipeline once per model, on a blank input, to get the levels' structure (stage,
+labels, parents, columns, size formula). For every new input it then evaluates the
+model's layers once (the same :func:`core.conv.conv2d` the pipeline calls), which
+gives both the maps and the logits, and puts the maps into that structure: a
+:class:`~core.pipeline.PipelineResult` that the grid and :func:`core.explain.explain`
+use as if ``run`` had produced it. ``engine = "pipeline"`` calls ``run`` on every
+update instead (today ~20 ms more for keras_mnist: ``run`` serialises every kernel
+to JSON for its cache keys).
+
+Updates are coalesced: a canvas stroke only records the newest image, and a 0-ms
+timer runs one update for it when the event loop is free, so a slow update never
+queues a backlog. ``last_update_ms`` is the time of the last update (forward pass,
+maps into the grid, probability bars).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pyqtgraph as pg
+from PIL import Image
+from PyQt6.QtCore import QEvent, QObject, Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QAction, QColor, QFont, QImage, QPixmap
+from PyQt6.QtWidgets import (QGridLayout, QGroupBox, QHBoxLayout, QLabel, QMenu, QPushButton,
+                             QSizePolicy, QSpinBox, QStackedWidget, QStyle, QVBoxLayout,
+                             QWidget)
+
+from core.display import ROBUST_PERCENTILES, MapStats, map_stats
+from core.explain import explain
+from core.image import luma
+from core.nn.data import MNIST_MEAN, MNIST_STD, load_bundled_mnist
+from core.nn.losses import softmax
+from core.nn.model import Sequential, build, to_pipeline
+from core.pipeline import ConvStage, Kernel, PipelineResult, input_level, run
+
+from .compute import DisplayLevel, RunOutput
+from .digit_canvas import SIDE, DigitCanvas
+from .explain_panel import ExplainPanel
+from .grid import FeatureGrid
+
+__all__ = ["InspectView", "ProbabilityChart", "PhotoConversion", "photo_to_mnist",
+           "level_stats", "layer_outputs", "filter_labels", "normalise", "NO_MODEL_HINT"]
+
+NO_MODEL_HINT = "Train a model in the Train tab or load one"
+INPUT_SHAPE = (1, SIDE, SIDE)
+BOX = 20  # MNIST digits are fitted into a 20x20 box centred in 28x28
+REEXPLAIN_MS = 150  # after the input changes, the selected pixel is re-explained this late
+THUMB_PX = 64
+LEFT_WIDTH = 304
+RIGHT_WIDTH = 336
+ENGINES = ("layers", "pipeline")
+
+_BOX_STYLE = ("QGroupBox { border: 1px solid #c4c4c4; border-radius: 4px; margin-top: 1.1em;"
+              " color: #333333; }"
+              "QGroupBox::title { subcontrol-origin: margin; left: 8px; padding: 0 4px; }")
+_BAR = QColor("#9fb3c8")
+_BAR_TOP = QColor("#e8590c")
+
+
+# ------------------------------------------------------------------ numerics (no Qt)
+
+
+@dataclass
+class PhotoConversion:
+    """The steps from a photo to an MNIST-like 28x28 input (all float32 in [0, 1])."""
+
+    gray: np.ndarray        # (H, W) luma of the photo
+    fitted: np.ndarray      # (28, 28) fitted into the central 20x20 box, background padded
+    result: np.ndarray      # (28, 28) the network's input (``fitted``, inverted if bright)
+    inverted: bool
+    background: float       # median of the photo's border (gray), 0..1
+
+
+def photo_to_mnist(image) -> PhotoConversion:
+    """Convert a photo (H, W, C) in [0, 1] the way MNIST digits were prepared.
+
+    Luma (ITU-R 601, :func:`core.image.luma`) -> resized with Pillow (Lanczos) to fit
+    a 20x20 box keeping the aspect ratio, centred in 28x28 with the background
+    (the median of the photo's border) around it -> inverted when the background is
+    bright (MNIST is white on black).
+
+    Raises ValueError for a shape other than (H, W), (H, W, 1), (H, W, 3), (H, W, 4),
+    or non-finite values.
+    """
+    a = np.asarray(image, dtype=np.float32)
+    if a.ndim == 2:
+        gray = a
+    elif a.ndim == 3 and a.shape[2] == 1:
+        gray = a[:, :, 0]
+    elif a.ndim == 3 and a.shape[2] in (3, 4):
+        gray = luma(a[:, :, :3])
+    else:
+        raise ValueError(f"a photo must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), "
+                         f"got {np.shape(image)}")
+    if 0 in gray.shape:
+        raise ValueError(f"the photo is empty (shape {np.shape(image)})")
+    if not np.all(np.isfinite(gray)):
+        raise ValueError("the photo contains non-finite values")
+    gray = np.clip(gray, 0.0, 1.0).astype(np.float32, copy=False)
+    h, w = gray.shape
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    background = float(np.median(border))
+    scale = BOX / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    small = np.asarray(Image.fromarray(np.ascontiguousarray(gray)).resize(
+        (nw, nh), Image.Resampling.LANCZOS), np.float32)
+    fitted = np.full((SIDE, SIDE), background, np.float32)
+    top, left = (SIDE - nh) // 2, (SIDE - nw) // 2
+    fitted[top:top + nh, left:left + nw] = np.clip(small, 0.0, 1.0)
+    inverted = background > 0.5
+    result = (1.0 - fitted) if inverted else fitted.copy()
+    return PhotoConversion(gray, fitted, result.astype(np.float32), inverted, background)
+
+
+def level_stats(maps: np.ndarray) -> list[MapStats]:
+    """:func:`core.display.map_stats` of every map of a (M, H, W) level, vectorised.
+
+    Small finite maps (all of a 28x28 CNN's) are done in one pass over the level;
+    anything else falls back to ``map_stats`` per map.
+    """
+    maps = np.asarray(maps)
+    flat = maps.reshape(len(maps), -1)
+    if flat.shape[1] > 4096 or not np.isfinite(flat).all():
+        return [map_stats(m) for m in maps]
+    lo, hi = flat.min(axis=1), flat.max(axis=1)
+    mean = flat.mean(axis=1, dtype=np.float64)
+    p_lo, p_hi = np.percentile(flat, ROBUST_PERCENTILES, axis=1)
+    return [MapStats(min=float(lo[i]), max=float(hi[i]), mean=float(mean[i]),
+                     p_low=float(p_lo[i]), p_high=float(p_hi[i])) for i in range(len(flat))]
+
+
+def layer_outputs(model: Sequential, x: np.ndarray):
+    """Every layer's output for ``x`` (N, C, H, W), evaluation mode, and each layer's seconds.
+
+    The same computation as :meth:`Sequential.features`, layer by layer, timed.
+    """
+    outs, seconds = [], []
+    x = np.asarray(x, np.float32)
+    for layer in model.layers:
+        t0 = time.perf_counter()
+        x = layer.forward(x, False)
+        seconds.append(time.perf_counter() - t0)
+        outs.append(x)
+    return outs, seconds
+
+
+def normalise(x01: np.ndarray) -> np.ndarray:
+    """[0, 1] image -> the network's input, as :func:`core.nn.data.normalise` does it."""
+    x = np.array(x01, np.float32)
+    x -= MNIST_MEAN
+    x /= MNIST_STD
+    return x
+
+
+def filter_labels(res: PipelineResult) -> PipelineResult:
+    """``res`` with maps named by the conv filter they descend from ("filter 5").
+
+    The pipeline's names spell out the whole chain ("maxpool(relu(sum * filter 5))"),
+    which a map a few dozen pixels wide cannot show; the stage header says the rest.
+    Levels before the first convolution keep their names.
+    """
+    stages, seen_conv = [], False
+    for lvl in res.stages:
+        seen_conv = seen_conv or isinstance(lvl.stage, ConvStage)
+        if seen_conv:
+            lvl = replace(lvl, labels=[f"filter {c + 1}" for c in lvl.columns])
+        stages.append(lvl)
+    return replace(res, stages=stages)
+
+
+def _snapshot(model: Sequential) -> Sequential:
+    """An independent copy (the Train tab may go on training the original)."""
+    copy = build(model.architecture())
+    copy.load_state_dict(model.state_dict())
+    return copy
+
+
+# ------------------------------------------------------------------ the bundled test set
+
+
+class _TestSet:
+    """The bundled MNIST test images as [0, 1] floats, loaded once per process."""
+
+    _lock = threading.Lock()
+    images: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    error: str | None = None
+
+    @classmethod
+    def load(cls) -> bool:
+        with cls._lock:
+            if cls.images is None and cls.error is None:
+                try:
+                    ds = load_bundled_mnist()
+                except (OSError, ValueError) as exc:
+                    cls.error = str(exc)
+                else:
+                    x = ds.x_test[:, 0] * np.float32(MNIST_STD) + np.float32(MNIST_MEAN)
+                    cls.labels = ds.y_test.copy()  # before images: other threads test images
+                    cls.images = np.clip(x, 0.0, 1.0).astype(np.float32)
+            return cls.images is not None
+
+
+class _Loader(QObject):
+    """Loads :class:`_TestSet` in a thread; one per process, never deleted, so the thread
+    never emits from a destroyed object (views connect and are disconnected when closed)."""
+
+    done = pyqtSignal()
+    _instance: "_Loader | None" = None
+
+    @classmethod
+    def instance(cls) -> "_Loader":
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
+
+    def __init__(self):
+        super().__init__()
+        self._started = False
+
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+
+        def target():
+            _TestSet.load()
+            self.done.emit()
+        threading.Thread(target=target, daemon=True, name="convscope-testset").start()
+
+
+# ------------------------------------------------------------------ widgets
+
+
+def _group(title: str) -> QGroupBox:
+    box = QGroupBox(title)
+    box.setStyleSheet(_BOX_STYLE)
+    return box
+
+
+def _pixmap(arr: np.ndarray, size: int) -> QPixmap:
+    """A gray [0, 1] array as a pixmap fitting ``size`` px (nearest for small arrays)."""
+    levels = np.ascontiguousarray(np.round(np.clip(arr, 0, 1) * 255).astype(np.uint8))
+    h, w = levels.shape
+    img = QImage(levels.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
+    mode = Qt.TransformationMode.FastTransformation if max(h, w) <= size \
+        else Qt.TransformationMode.SmoothTransformation
+    return QPixmap.fromImage(img.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio, mode))
+
+
+class ProbabilityChart(pg.PlotWidget):
+    """Bars of the class probabilities, the most likely class highlighted."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent, background="w")
+        pi = self.getPlotItem()
+        pi.setMouseEnabled(False, False)
+        pi.setMenuEnabled(False)
+        pi.hideButtons()
+        pi.showGrid(y=True, alpha=0.25)
+        for name, text in (("bottom", "class"), ("left", "probability")):
+            ax = pi.getAxis(name)
+            ax.setLabel(text, color="#333333")
+            ax.setTextPen("#333333")
+            ax.setPen("#666666")
+        pi.getAxis("left").setTicks([[(v, f"{v:g}") for v in (0, 0.25, 0.5, 0.75, 1)]])
+        pi.getAxis("left").setWidth(44)
+        self.bars = pg.BarGraphItem(x=np.arange(10), height=np.zeros(10), width=0.72,
+                                    brush=_BAR, pen=pg.mkPen(None))
+        pi.addItem(self.bars)
+        self._n = 0
+        self._probs = np.zeros(0, np.float32)
+        self.set_classes(10)
+
+    def set_classes(self, n: int) -> None:
+        self._n = int(n)
+        pi = self.getPlotItem()
+        pi.getAxis("bottom").setTicks([[(i, str(i)) for i in range(self._n)]])
+        pi.setXRange(-0.6, self._n - 0.4, padding=0)
+        pi.setYRange(-0.04, 1.08, padding=0)  # room for the "0" and "1" tick labels
+        self.set_probabilities(np.zeros(self._n, np.float32))
+
+    def set_probabilities(self, probs: np.ndarray) -> None:
+        probs = np.asarray(probs, np.float32)
+        self._probs = probs
+        top = int(np.argmax(probs)) if probs.size and probs.max() > 0 else -1
+        brushes = [pg.mkBrush(_BAR_TOP if i == top else _BAR) for i in range(len(probs))]
+        self.bars.setOpts(x=np.arange(len(probs)), height=probs, brushes=brushes)
+
+    @property
+    def classes(self) -> int:
+        return self._n
+
+    def highlighted(self) -> int:
+        p = self._probs
+        return int(np.argmax(p)) if p.size and p.max() > 0 else -1
+
+
+class InspectView(QWidget):
+    """The Inspect tab (see the module docstring).
+
+    Public API
+    ----------
+    set_model(model | None), set_photo(image), set_input(arr28), probabilities(),
+    result() (the :class:`PipelineResult` shown), use_photo(), show_test_image(i),
+    explain_at(level, map, row, col), kernel_for_map(level, map), ``grid`` (the
+    FeatureGrid), ``canvas`` (the DigitCanvas), ``explain_panel``, ``engine``,
+    ``last_update_ms`` and ``last_update_parts`` (forward / stats / grid / bars, ms).
+
+    Signals
+    -------
+    updated()
+        After every update (new input or model) is on screen.
+    sendKernel(Kernel, str)
+        "Send this filter to the kernel editor" (map context menu): the filter as a
+        :class:`core.pipeline.Kernel` (2-D for the first layer) and a name.
+    """
+
+    sendKernel = pyqtSignal(object, str)
+    updated = pyqtSignal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._model: Sequential | None = None
+        self._pipeline = None
+        self._layer_index: list[int] = []
+        self._template: PipelineResult | None = None
+        self._problem: str | None = NO_MODEL_HINT
+        self._out: RunOutput | None = None
+        self._probs = np.zeros(0, np.float32)
+        self._seq = 0
+        self._pending: np.ndarray | None = None
+        self._photo: np.ndarray | None = None
+        self._conversion: PhotoConversion | None = None
+        self._selected: tuple[int, int, int, int] | None = None
+        self._test_index: int | None = None
+        self._waiting_for_test_set = False
+        self._engine = "layers"
+        self.last_update_ms: float | None = None
+        self.last_update_parts: dict[str, float] = {}  # forward, stats, grid, bars (ms)
+        self.update_times_ms: list[float] = []
+
+        self._kick = QTimer(self)
+        self._kick.setSingleShot(True)
+        self._kick.setInterval(0)
+        self._kick.timeout.connect(self._run_pending)
+        self._reexplain = QTimer(self)
+        self._reexplain.setSingleShot(True)
+        self._reexplain.setInterval(REEXPLAIN_MS)
+        self._reexplain.timeout.connect(self._explain_selected)
+
+        root = QHBoxLayout(self)
+        root.setContentsMargins(8, 8, 8, 8)
+        root.setSpacing(8)
+        root.addWidget(self._build_left())
+        root.addWidget(self._build_centre(), 1)
+        root.addWidget(self._build_right())
+        self._show_problem()
+
+    # ------------------------------------------------------------------ building
+    def _build_left(self) -> QWidget:
+        col = QWidget()
+        col.setFixedWidth(LEFT_WIDTH)
+        lay = QVBoxLayout(col)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(8)
+
+        draw = _group("Draw a digit")
+        dl = QVBoxLayout(draw)
+        dl.setContentsMargins(8, 14, 8, 8)
+        self.canvas = DigitCanvas()
+        self.canvas.changed.connect(self._on_canvas_changed)
+        dl.addWidget(self.canvas, 0, Qt.AlignmentFlag.AlignHCenter)
+        row = QHBoxLayout()
+        tip = QLabel("right-click also clears")
+        tip.setStyleSheet("color: #666666;")
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.setToolTip("Erase the drawing")
+        self.clear_button.clicked.connect(self.canvas.clear)
+        row.addWidget(self.clear_button)
+        row.addWidget(tip, 1)
+        dl.addLayout(row)
+        lay.addWidget(draw)
+
+        pick = _group("Pick a test image")
+        pl = QGridLayout(pick)
+        pl.setContentsMargins(8, 14, 8, 8)
+        pl.setHorizontalSpacing(6)
+        pl.addWidget(QLabel("index"), 0, 0)
+        self.test_spin = QSpinBox()
+        self.test_spin.setRange(0, 0)
+        self.test_spin.setEnabled(False)
+        self.test_spin.setToolTip("An image of the bundled MNIST test subset")
+        self.test_spin.valueChanged.connect(self.show_test_image)
+        pl.addWidget(self.test_spin, 0, 1)
+        self.random_button = QPushButton("Random")
+        self.random_button.setToolTip("Show a random test image")
+        self.random_button.clicked.connect(self.show_random_test_image)
+        pl.addWidget(self.random_button, 0, 2)
+        self.test_label = QLabel("the test set loads when this tab is shown")
+        self.test_label.setStyleSheet("color: #555555;")
+        self.test_label.setWordWrap(True)
+        pl.addWidget(self.test_label, 1, 0, 1, 3)
+        pl.setColumnStretch(1, 1)
+        lay.addWidget(pick)
+
+        photo = _group("Use the loaded photo")
+        phl = QVBoxLayout(photo)
+        phl.setContentsMargins(8, 14, 8, 8)
+        self.photo_button = QPushButton("Use the loaded photo")
+        self.photo_button.setEnabled(False)
+        self.photo_button.setToolTip("Convert the image of the main view like MNIST digits: "
+                                     "gray, fitted into 20x20 in 28x28, white on black")
+        self.photo_button.clicked.connect(self.use_photo)
+        phl.addWidget(self.photo_button)
+        thumbs = QHBoxLayout()
+        thumbs.setSpacing(6)
+        self.thumbs: list[QLabel] = []
+        self.thumb_captions: list[QLabel] = []
+        for caption in ("gray", "28x28", "inverted"):
+            cell = QVBoxLayout()
+            cell.setSpacing(2)
+            img = QLabel()
+            img.setFixedSize(THUMB_PX, THUMB_PX)
+            img.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            img.setStyleSheet("background: #f2f2f2; border: 1px solid #d0d0d0;")
+            cap = QLabel(caption)
+            cap.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            cap.setStyleSheet("color: #555555;")
+            cell.addWidget(img, 0, Qt.AlignmentFlag.AlignHCenter)
+            cell.addWidget(cap)
+            thumbs.addLayout(cell)
+            self.thumbs.append(img)
+            self.thumb_captions.append(cap)
+        phl.addLayout(thumbs)
+        self.photo_note = QLabel("no photo loaded")
+        self.photo_note.setStyleSheet("color: #777777;")
+        self.photo_note.setWordWrap(True)
+        phl.addWidget(self.photo_note)
+        lay.addWidget(photo)
+
+        about = _group("How to read this")
+        al = QVBoxLayout(about)
+        al.setContentsMargins(8, 14, 8, 8)
+        note = QLabel("Each band of maps is one layer, its filters eight to a row. Hover a "
+                      "map to read a value and see the region it depends on; click a pixel "
+                      "to see how it was computed; right-click a map to send its filter to "
+                      "the kernel editor.")
+        note.setWordWrap(True)
+        note.setStyleSheet("color: #555555;")
+        al.addWidget(note)
+        al.addStretch(1)
+        lay.addWidget(about, 1)
+        return col
+
+    def _build_centre(self) -> QWidget:
+        box = _group("Feature maps of every layer")
+        lay = QVBoxLayout(box)
+        lay.setContentsMargins(6, 14, 6, 6)
+        lay.setSpacing(4)
+        self._stack = QStackedWidget()
+        self.hint_label = QLabel(NO_MODEL_HINT)
+        self.hint_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint_label.setWordWrap(True)
+        self.hint_label.setStyleSheet("color: #666666; font-size: 15px;")
+        self.grid = FeatureGrid()
+        self.grid.max_columns = 8
+        self.grid.hovered.connect(self._on_hover)
+        self.grid.clicked.connect(self._on_click)
+        self.grid.installEventFilter(self)
+        self._stack.addWidget(self.hint_label)
+        self._stack.addWidget(self.grid)
+        lay.addWidget(self._stack, 1)
+        self.hover_label = QLabel("Hover a map to read its values; click a pixel to explain it.")
+        self.hover_label.setStyleSheet("color: #444444;")
+        self.hover_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.hover_label)
+        return box
+
+    def _build_right(self) -> QWidget:
+        col = QWidget()
+        col.setFixedWidth(RIGHT_WIDTH)
+        lay = QVBoxLayout(col)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(8)
+        pred = _group("Prediction")
+        pl = QVBoxLayout(pred)
+        pl.setContentsMargins(8, 14, 8, 6)
+        pl.setSpacing(2)
+        head = QHBoxLayout()
+        self.prediction_label = QLabel("–")
+        f = QFont(self.prediction_label.font())
+        f.setPointSizeF(26)
+        f.setBold(True)
+        self.prediction_label.setFont(f)
+        self.prediction_label.setStyleSheet("color: #e8590c;")
+        self.confidence_label = QLabel("")
+        cf = QFont(self.confidence_label.font())
+        cf.setPointSizeF(13)
+        self.confidence_label.setFont(cf)
+        self.confidence_label.setStyleSheet("color: #333333;")
+        head.addWidget(self.prediction_label)
+        head.addSpacing(6)
+        head.addWidget(self.confidence_label, 1)
+        pl.addLayout(head)
+        self.chart = ProbabilityChart()
+        self.chart.setFixedHeight(190)
+        pl.addWidget(self.chart)
+        lay.addWidget(pred)
+        self.explain_panel = ExplainPanel()
+        self.explain_panel.setSizePolicy(QSizePolicy.Policy.Preferred,
+                                         QSizePolicy.Policy.Expanding)
+        lay.addWidget(self.explain_panel, 1)
+        return col
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def engine(self) -> str:
+        """"layers" (default: the model's layers fill the pipeline's structure) or
+        "pipeline" (:func:`core.pipeline.run` on every update); the maps are the same."""
+        return self._engine
+
+    @engine.setter
+    def engine(self, value: str) -> None:
+        if value not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {value!r}")
+        self._engine = value
+
+    def set_model(self, model: Sequential | None) -> None:
+        """Show ``model`` (a copy of its weights is kept), or the hint for None.
+
+        Raises TypeError for anything else. A model whose input is not 1x28x28 or whose
+        output is not a vector of class scores shows why instead of maps.
+        """
+        if model is not None and not isinstance(model, Sequential):
+            raise TypeError(f"set_model expects a core.nn.model.Sequential or None, "
+                            f"got {type(model).__name__}")
+        self._kick.stop()
+        self._reexplain.stop()
+        self._selected = None
+        self.explain_panel.clear()
+        self._out = None
+        self._model = self._pipeline = self._template = None
+        self._layer_index = []
+        self._probs = np.zeros(0, np.float32)
+        self._problem = self._check(model)
+        if self._problem is None:
+            self._model = _snapshot(model)
+            self._pipeline, self._layer_index = to_pipeline(self._model)
+            blank = np.zeros((SIDE, SIDE, 1), np.float32)
+            template = run(blank, self._pipeline)
+            if template.error is not None:  # to_pipeline made something run cannot do
+                self._problem = f"cannot show this model's maps: {template.error}"
+                self._model = None
+            else:
+                self._template = filter_labels(template)
+                self.chart.set_classes(self._model.output_shape[0])
+        self._show_problem()
+        if self._model is not None:
+            self._update(self.canvas.image())
+
+    def set_photo(self, image) -> None:
+        """The main view's image (H, W, C) in [0, 1]; "Use the loaded photo" converts it.
+
+        The array is kept by reference (the app never modifies an image it shows).
+        Raises ValueError for a shape that is not an image.
+        """
+        if image is None:
+            self._photo = self._conversion = None
+            self.photo_button.setEnabled(False)
+            self._show_conversion()
+            return
+        a = np.asarray(image)
+        if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)) or 0 in a.shape:
+            raise ValueError(f"a photo must have shape (H, W) or (H, W, 1|3|4), got {a.shape}")
+        self._photo = a
+        self._conversion = None
+        self.photo_button.setEnabled(True)
+        h, w = a.shape[:2]
+        self.photo_note.setText(f"photo of {w}x{h} px ready")
+
+    def use_photo(self) -> None:
+        """Convert the photo (see :func:`photo_to_mnist`) and make it the input."""
+        if self._photo is None:
+            return
+        self._conversion = photo_to_mnist(self._photo)
+        self._show_conversion()
+        self._test_index = None
+        self.test_label.setText(self._test_text())
+        self.set_input(self._conversion.result)
+
+    def conversion(self) -> PhotoConversion | None:
+        return self._conversion
+
+    def set_input(self, arr28) -> None:
+        """Make ``arr28`` (28, 28) float32 in [0, 1] the input and update at once.
+
+        Raises ValueError (from :meth:`DigitCanvas.set_image`) for a bad shape or range.
+        """
+        self.canvas.blockSignals(True)
+        try:
+            self.canvas.set_image(arr28)
+        finally:
+            self.canvas.blockSignals(False)
+        self._pending = None
+        self._kick.stop()
+        if self._model is not None:
+            self._update(self.canvas.image())
+
+    def probabilities(self) -> np.ndarray:
+        """The class probabilities for the current input (empty without a model)."""
+        return self._probs.copy()
+
+    def result(self) -> PipelineResult | None:
+        """The maps shown (a :class:`PipelineResult`), or None without a model."""
+        return None if self._out is None else self._out.result
+
+    def model(self) -> Sequential | None:
+        """The view's copy of the model."""
+        return self._model
+
+    def problem(self) -> str | None:
+        """Why no maps are shown (no model, unsuitable model), or None."""
+        return self._problem
+
+    def show_test_image(self, index: int) -> None:
+        """Show test image ``index`` of the bundled subset (loads the set if needed)."""
+        if not _TestSet.load():
+            self.test_label.setText(f"cannot load the test set: {_TestSet.error}")
+            return
+        self._test_set_ready()
+        index = int(index)
+        n = len(_TestSet.images)
+        if not 0 <= index < n:
+            raise ValueError(f"test image index must be in 0..{n - 1}, got {index}")
+        if self.test_spin.value() != index:
+            self.test_spin.blockSignals(True)
+            self.test_spin.setValue(index)
+            self.test_spin.blockSignals(False)
+        self._test_index = index
+        self.set_input(_TestSet.images[index])
+        self.test_label.setText(self._test_text())
+
+    def show_random_test_image(self) -> None:
+        if not _TestSet.load():
+            self.test_label.setText(f"cannot load the test set: {_TestSet.error}")
+            return
+        rng = np.random.default_rng()
+        self.show_test_image(int(rng.integers(len(_TestSet.images))))
+
+    def test_label_text(self) -> str:
+        return self.test_label.text()
+
+    # ------------------------------------------------------------------ test set
+    def showEvent(self, ev):  # noqa: N802 (Qt API)
+        super().showEvent(ev)
+        if _TestSet.images is None and _TestSet.error is None:
+            if not self._waiting_for_test_set:
+                self._waiting_for_test_set = True
+                self.test_label.setText("loading the bundled test set…")
+                loader = _Loader.instance()
+                loader.done.connect(self._test_set_ready)
+                loader.start()
+        else:
+            self._test_set_ready()
+
+    def _test_set_ready(self) -> None:
+        if _TestSet.images is None:
+            self.test_label.setText(f"cannot load the test set: {_TestSet.error}")
+            self.test_spin.setEnabled(False)
+            self.random_button.setEnabled(False)
+            return
+        if not self.test_spin.isEnabled():
+            self.test_spin.blockSignals(True)
+            self.test_spin.setRange(0, len(_TestSet.images) - 1)
+            self.test_spin.blockSignals(False)
+            self.test_spin.setEnabled(True)
+            self.test_label.setText(self._test_text())
+
+    def _test_text(self) -> str:
+        if _TestSet.images is None:
+            return ("loading the bundled test set…" if self._waiting_for_test_set
+                    else "the test set loads when this tab is shown")
+        n = len(_TestSet.images)
+        if self._test_index is None:
+            return f"{n} test images: choose an index or press Random"
+        return (f"test image {self._test_index} of {n} · true label "
+                f"<b>{int(_TestSet.labels[self._test_index])}</b>")
+
+    # ------------------------------------------------------------------ updating
+    def _on_canvas_changed(self, image: np.ndarray) -> None:
+        if self._test_index is not None:
+            self.test_label.setText(self._test_text() + " (drawn over)")
+            self._test_index = None
+        if self._model is None:
+            return
+        self._pending = image
+        if not self._kick.isActive():
+            self._kick.start()
+
+    def _run_pending(self) -> None:
+        image, self._pending = self._pending, None
+        if image is not None and self._model is not None:
+            self._update(image)
+
+    def _update(self, x01: np.ndarray) -> None:
+        """Forward pass, maps into the grid, bars; records ``last_update_ms``."""
+        t0 = time.perf_counter()
+        model = self._model
+        xn = normalise(x01)
+        if self._engine == "pipeline":
+            res = filter_labels(run(xn[:, :, None], self._pipeline))
+            logits = model.forward(xn[None, None])
+        else:
+            outs, secs = layer_outputs(model, xn[None, None])
+            stages = [replace(tmpl, maps=outs[li][0], seconds=secs[li], key="")
+                      for tmpl, li in zip(self._template.stages, self._layer_index)]
+            res = PipelineResult(input_level(xn[:, :, None]), stages, None, xn)
+            logits = outs[-1]
+        self._probs = softmax(np.asarray(logits, np.float64))[0].astype(np.float32)
+        t1 = time.perf_counter()
+        # the input is shown as drawn (0..1); the grid's hover reads the normalised values
+        levels = [DisplayLevel([x01], 1, level_stats(x01[None]))]
+        levels += [DisplayLevel(list(s.maps), 1, level_stats(s.maps)) for s in res.stages]
+        self._seq += 1
+        self._out = RunOutput(self._seq, res, levels, time.perf_counter() - t0)
+        t2 = time.perf_counter()
+        self.grid.set_output(self._out)
+        t3 = time.perf_counter()
+        self.chart.set_probabilities(self._probs)
+        top = int(np.argmax(self._probs))
+        self.prediction_label.setText(str(top))
+        self.confidence_label.setText(f"{100 * self._probs[top]:.1f} %  "
+                                      f"<span style='color:#777'>probability</span>")
+        t4 = time.perf_counter()
+        self.last_update_ms = (t4 - t0) * 1e3
+        self.last_update_parts = {"forward": (t1 - t0) * 1e3, "stats": (t2 - t1) * 1e3,
+                                  "grid": (t3 - t2) * 1e3, "bars": (t4 - t3) * 1e3}
+        self.update_times_ms.append(self.last_update_ms)
+        del self.update_times_ms[:-200]
+        self._wire_views()
+        if self._selected is not None:
+            self._reexplain.start()
+        self.updated.emit()
+
+    # ------------------------------------------------------------------ problems
+    @staticmethod
+    def _check(model) -> str | None:
+        if model is None:
+            return NO_MODEL_HINT
+        if tuple(model.input_shape) != INPUT_SHAPE:
+            c, h, w = model.input_shape
+            return (f"This model reads {c}x{h}x{w} inputs; the Inspect tab needs 1x28x28 "
+                    f"(MNIST-like) digits. {NO_MODEL_HINT}.")
+        if len(model.output_shape) != 1:
+            return (f"This model's output has shape {tuple(model.output_shape)}, not one "
+                    f"score per class. {NO_MODEL_HINT}.")
+        return None
+
+    def _show_problem(self) -> None:
+        ok = self._problem is None
+        self.hint_label.setText(self._problem or "")
+        self._stack.setCurrentWidget(self.grid if ok else self.hint_label)
+        for w in (self.chart, self.hover_label):
+            w.setEnabled(ok)
+        if not ok:
+            self.chart.set_probabilities(np.zeros(self.chart.classes, np.float32))
+            self.prediction_label.setText("–")
+            self.confidence_label.setText("no model" if self._model is None else "")
+
+    # ------------------------------------------------------------------ hover / click
+    def _level_title(self, level: int) -> str:
+        if level < 0:
+            return "input"
+        li = self._layer_index[level]
+        return f"layer {li + 1} ({self._model.layers[li].kind})"
+
+    def _on_hover(self, level: int, m: int, row: int, col: int, value: float) -> None:
+        res = self.result()
+        if res is None:
+            return
+        label = res.level(level).labels[m]
+        text = f"{self._level_title(level)} · {label} · row {row}, col {col} · value {value:.4g}"
+        if level < 0:
+            drawn = float(self.canvas.image()[row, col])
+            text += f"  (drawn {drawn:.3g}, normalised (x − {MNIST_MEAN}) / {MNIST_STD})"
+        self.hover_label.setText(text)
+
+    def _on_click(self, level: int, m: int, row: int, col: int) -> None:
+        self._selected = (level, m, row, col)
+        self._explain_selected()
+
+    def _explain_selected(self) -> None:
+        res = self.result()
+        if res is None or self._selected is None:
+            return
+        level, m, row, col = self._selected
+        try:
+            ex = explain(res, level, m, row, col)
+        except IndexError:
+            self._selected = None
+            self.explain_panel.clear()
+            return
+        labels = res.level(level - 1).labels if level >= 0 else None
+        self.explain_panel.show_explanation(ex, labels)
+
+    def explain_at(self, level: int, m: int, row: int, col: int) -> None:
+        """Explain the value at (map ``m``, ``row``, ``col``) of ``level`` (-1: the input)."""
+        self._on_click(level, m, row, col)
+
+    # ------------------------------------------------------------------ send a filter
+    def kernel_for_map(self, level: int, m: int):
+        """(Kernel, name) of the conv filter behind map ``m`` of ``level``, or None.
+
+        Maps after a conv layer (its ReLU, its pooling) descend from the same filter.
+        """
+        res = self.result()
+        if res is None or level < 0:
+            return None
+        for lv in range(level, -1, -1):
+            st = res.stages[lv].stage
+            if isinstance(st, ConvStage):
+                f = res.level(level).columns[m]
+                ker = st.kernels[f]
+                w = ker.weights[0] if ker.weights.shape[0] == 1 else ker.weights
+                name = f"layer {self._layer_index[lv] + 1} filter {f + 1}"
+                return Kernel(np.array(w), ker.bias, name=name), name
+        return None
+
+    def _wire_views(self) -> None:
+        """Connect right-clicks of new map views to the "send this filter" menu."""
+        self._hide_column_labels()
+        for view in self.grid.views().values():
+            if getattr(view, "_inspect_wired", False):
+                continue
+            view._inspect_wired = True
+            view.stats.hide()  # maps are small here; the hover line gives the numbers
+            view.view.scene().sigMouseClicked.connect(
+                lambda ev, v=view: self._on_view_click(v, ev))
+
+    def _hide_column_labels(self) -> None:
+        # The grid titles its columns by input channel ("gray", "column 2", ...). For a
+        # CNN whose levels wrap every 8 maps they name nothing (column 2 holds filters
+        # 2, 10, 18, 26) and, wider than a small map, they force a horizontal scroll.
+        # They are the grid layout's first row; each map carries its own title.
+        lay = self.grid.widget().layout()
+        for c in range(lay.columnCount()):
+            item = lay.itemAtPosition(0, c)
+            if item is not None and isinstance(item.widget(), QLabel):
+                item.widget().hide()
+
+    def _on_view_click(self, view, ev) -> None:
+        if ev.button() != Qt.MouseButton.RightButton:
+            return
+        found = self.kernel_for_map(view.level, view.map_index)
+        if found is None:
+            return
+        kernel, name = found
+        menu = QMenu(self)
+        act = QAction(f"Send {name} to the kernel editor", menu)
+        act.triggered.connect(lambda: self.sendKernel.emit(kernel, name))
+        menu.addAction(act)
+        menu.popup(ev.screenPos().toPoint())
+        ev.accept()
+
+    # ------------------------------------------------------------------ photo thumbnails
+    def _show_conversion(self) -> None:
+        conv = self._conversion
+        if conv is None:
+            for t in self.thumbs:
+                t.clear()
+            self.thumb_captions[2].setText("inverted")
+            return
+        self.thumbs[0].setPixmap(_pixmap(conv.gray, THUMB_PX))
+        self.thumbs[1].setPixmap(_pixmap(conv.fitted, THUMB_PX))
+        if conv.inverted:
+            self.thumbs[2].setPixmap(_pixmap(conv.result, THUMB_PX))
+            self.thumb_captions[2].setText("inverted")
+            self.thumbs[2].setToolTip("the background was bright: inverted to white on black")
+        else:
+            self.thumbs[2].clear()
+            self.thumbs[2].setText("–")
+            self.thumb_captions[2].setText("not inverted")
+            self.thumbs[2].setToolTip("the background is already dark, as in MNIST")
+        self.photo_note.setText(f"background {conv.background:.2f} "
+                                f"({'bright: inverted' if conv.inverted else 'dark: kept'})")
+
+    # ------------------------------------------------------------------ map sizes
+    def eventFilter(self, obj, ev):  # noqa: N802 (Qt API)
+        if obj is self.grid and ev.type() == QEvent.Type.Resize:
+            self._fit_maps()
+        return super().eventFilter(obj, ev)
+
+    def _fit_maps(self) -> None:
+        """Map width that fits 8 columns plus the colour bar into the grid's width.
+
+        (Runs from an event filter, before the grid has resized its viewport, so the
+        width is taken from the grid itself.)
+        """
+        g = self.grid
+        lay = g.widget().layout()
+        m = lay.contentsMargins()
+        bar = g.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        avail = g.width() - 2 * g.frameWidth() - bar - m.left() - m.right()
+        spacing = max(lay.horizontalSpacing(), 0)
+        # 8 columns of (map + 4 px frame) and the colour bar (64 px), 8 gaps between them
+        width = (avail - 64 - 8 * spacing) // 8 - 4
+        self.grid.set_map_width(int(np.clip(width, 44, 160)))
