@@ -653,4 +653,4 @@ def test_invalid_pipeline_can_be_copied(qtbot, make):
     panel.current_editor().dilation_field.rows.setValue(0)
     out = panel.pipeline()                      # no validation on copy: core reports it
     assert out.stages[0].dilation == (0, 1)
-    assert "invalid" in panel.stage_list.item(0).text()
+    assert "dilation 0x1" in panel.stage_list.item(0).text()  # described as typed
