@@ -8,8 +8,9 @@ most :data:`REFRESH_MS` apart, so the UI costs the same whether a batch takes 5 
 shows copies the worker takes.
 
 Layout: a splitter with the controls on the left (Data, Architecture,
-Hyper-parameters, Training, Model) and the results on the right (loss and accuracy
-plots, the first layer's kernels, the confusion matrix, misclassified test digits).
+Hyper-parameters, Training with the model's Save/Load) and the results on the right
+(loss and accuracy plots, the first layer's kernels, the test accuracy with the
+confusion matrix, misclassified test digits).
 
 Public API for the main window: signals :attr:`TrainView.sendKernel`,
 :attr:`TrainView.modelChanged`, :attr:`TrainView.trainingRunning`; methods
@@ -48,7 +49,8 @@ from core.nn.train import CHECKPOINT, FINAL, TrainConfig
 
 from .grid import colormap
 from .kernel_editor import signals_blocked
-from .train_worker import DatasetLoader, Evaluation, TrainRun, evaluate_model, first_conv
+from .train_worker import (GALLERY, DatasetLoader, Evaluation, TrainRun, evaluate_model,
+                           first_conv)
 
 __all__ = ["TrainView", "KernelGrid", "ConfusionTable", "MisclassifiedGallery",
            "ArchitectureDialog", "layer_label"]
@@ -58,7 +60,7 @@ IDX_LABEL = "IDX folder…"
 IMAGES_LABEL = "Image folder…"
 FROM_JSON = "From JSON file…"
 REFRESH_MS = 200            # plots, progress and kernels redraw at most 5 times a second
-GALLERY_SIZE = 24
+GALLERY_SIZE = GALLERY     # misclassified digits shown
 SMOOTHING = 0.9             # exponential smoothing of the loss curve (TensorBoard-style)
 LEFT_WIDTH = 340
 ERROR_RED = "#c62828"
@@ -125,12 +127,21 @@ def _scaled(img: QImage, width: int, height: int) -> QPixmap:
                                         Qt.TransformationMode.FastTransformation))
 
 
+_LUT: list = []
+
+
+def _diverging_lut() -> np.ndarray:
+    if not _LUT:
+        _LUT.append(np.asarray(colormap("CET-D1A").getLookupTable(nPts=256), np.uint8)[:, :3])
+    return _LUT[0]
+
+
 def kernel_images(weights: np.ndarray) -> tuple[list[QImage], float]:
     """(F, kh, kw) filters -> one diverging-colour image each on a shared ±max scale."""
-    w = np.asarray(weights, np.float64)
+    w = np.nan_to_num(np.asarray(weights, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     vmax = float(np.max(np.abs(w))) if w.size else 0.0
     scale = vmax if vmax > 0 else 1.0
-    lut = np.asarray(colormap("CET-D1A").getLookupTable(nPts=256), np.uint8)[:, :3]
+    lut = _diverging_lut()
     idx = np.clip(np.round((w / scale + 1.0) * 127.5), 0, 255).astype(np.intp)
     return [_qimage(lut[i]) for i in idx], vmax
 
@@ -669,6 +680,9 @@ class TrainView(QWidget):
         v.addLayout(row)
         self.arch_table = QTableWidget(0, 4)
         self.arch_table.setHorizontalHeaderLabels(["#", "layer", "output", "params"])
+        for c, tip in enumerate(["layer index (PyTorch state-dict prefix)", "layer",
+                                 "output shape (channels×height×width)", "parameters"]):
+            self.arch_table.horizontalHeaderItem(c).setToolTip(tip)
         self.arch_table.verticalHeader().hide()
         self.arch_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.arch_table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
@@ -803,6 +817,7 @@ class TrainView(QWidget):
                                       anchor=(0.5, 0.5))
         self._loss_hint.setPos(0.5, 0.5)
         lpi.addItem(self._loss_hint, ignoreBounds=True)
+        self._epoch_axis: dict = {}
         self._acc_hint = pg.TextItem("Accuracy appears after each epoch", color="#888",
                                      anchor=(0.5, 0.5))
         self._acc_hint.setPos(0.5, 0.5)
@@ -1315,12 +1330,13 @@ class TrainView(QWidget):
 
     # ------------------------------------------------------------------ training events
     def _reset_history(self):
+        had = bool(getattr(self, "_loss_x", True)), bool(getattr(self, "_acc", True))
         self._loss_x: list[float] = []
         self._loss_y: list[float] = []
         self._loss_s: list[float] = []
         self._ema = 0.0
         self._acc: list[tuple[float, float, float]] = []   # epoch, train %, test %
-        self._loss_dirty = self._acc_dirty = True
+        self._loss_dirty, self._acc_dirty = had  # (re)draw only plots that showed something
         self._loss_top = 0.0
 
     def _on_batch(self, ev):
@@ -1394,6 +1410,8 @@ class TrainView(QWidget):
             self._show_kernel_info(self._model, conv, self._model_state)
         if self._evaluation is not None:
             self._show_evaluation(self._evaluation)
+        else:
+            self._clear_results("Train or load a model to see the test digits it gets wrong.")
         self.trainingFailed.emit(message)
 
     def _end_training(self):
@@ -1411,13 +1429,14 @@ class TrainView(QWidget):
         self.trainingRunning.emit(False)
 
     def _on_thread_done(self, run: TrainRun):
-        run.wait()
+        run.wait()  # returns at once: the thread has ended
         if run in self._runs:
             self._runs.remove(run)
         if run is self._run and not self._training:
             self._run = None
-        run.worker.deleteLater()
-        run.deleteLater()
+        # the run (Python-owned, like its thread and worker) goes with its last reference;
+        # it must not keep the dataset or the model alive meanwhile
+        run.worker.model = run.worker.data = None
 
     def _on_pause_toggled(self, paused: bool):
         run = self._run
@@ -1468,7 +1487,9 @@ class TrainView(QWidget):
         for pw, hint in ((self.loss_plot, self._loss_hint), (self.acc_plot, self._acc_hint)):
             vb = pw.getPlotItem().getViewBox()
             vb.disableAutoRange(axis=pg.ViewBox.XAxis)
-            vb.setXRange(0, epochs, padding=0.05)
+            if self._epoch_axis.get(pw) != epochs:  # an unchanged axis is not re-rendered
+                self._epoch_axis[pw] = epochs
+                vb.setXRange(0, epochs, padding=0.05)
             hint.setPos(epochs / 2, 0.5)
 
     def _redraw_plots(self):
@@ -1527,6 +1548,7 @@ class TrainView(QWidget):
         acc = extra.get(HISTORY_EPOCHS)
         if acc is not None and acc.ndim == 2 and acc.shape[1] == 3:
             self._acc = [tuple(map(float, r)) for r in acc]
+        self._loss_dirty = self._acc_dirty = True
         xs = self._loss_x + [a[0] for a in self._acc]
         self._set_epoch_axis(math.ceil(max(xs)) if xs else 1)
         self._last_batch = None
@@ -1569,9 +1591,8 @@ class TrainView(QWidget):
         self._evaluation = ev
         classes = ev.classes
         self.accuracy_label.setText(f"Test accuracy {ev.accuracy * 100:.2f} %")
-        n = len(ev.labels)
-        wrong = int((ev.predictions != ev.labels).sum())
-        self.accuracy_detail.setText(f"{n:,} test images · {wrong:,} wrong · loss {ev.loss:.4f}")
+        self.accuracy_detail.setText(f"{ev.count:,} test images · {ev.wrong:,} wrong · "
+                                     f"loss {ev.loss:.4f}")
         self.confusion.set_matrix(ev.confusion, classes)
         self.confusion_caption.show()
         names = classes
@@ -1580,7 +1601,7 @@ class TrainView(QWidget):
             return names[k] if k < len(names) else str(k)
 
         items = []
-        for i, t, p, prob in ev.misclassified(GALLERY_SIZE):
+        for i, t, p, prob in ev.errors[:GALLERY_SIZE]:
             items.append((ev.images[i, 0], f"true {cname(t)} → pred {cname(p)} (p={prob:.2f})",
                           f"test image {i}: true {cname(t)}, predicted {cname(p)} with "
                           f"probability {prob:.3f}"))

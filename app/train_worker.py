@@ -8,10 +8,10 @@ the UI updates on each yield. Pause, resume and stop go through
 The model being trained belongs to the worker until the run ends: the UI never reads
 it meanwhile. What the UI shows of it (the first convolution's filters) is a copy the
 worker takes at most :attr:`TrainWorker.snapshot_interval` seconds apart. When the run
-ends (finished or stopped) the worker evaluates the model on the test set (the
-probabilities feed the gallery of misclassified digits) and hands model and
-evaluation over in one ``evaluated`` signal, then emits ``finished(model)`` or
-``stopped()``.
+ends (finished or stopped) the worker adds the first misclassified test images to the
+last epoch's test results (predicting only as many images as that takes) and hands
+model and :class:`Evaluation` over in one ``evaluated`` signal, then emits
+``finished(model)`` or ``stopped()``.
 
 :class:`DatasetLoader` loads a dataset in a Python thread and reports back with a
 token, so a slow folder load that has been superseded is dropped.
@@ -27,43 +27,72 @@ from dataclasses import dataclass
 import numpy as np
 from PyQt6.QtCore import QObject, Qt, QThread, pyqtSignal, pyqtSlot
 
+from core.memory import set_blas_threads
 from core.nn.data import Dataset
 from core.nn.layers import Conv2D
+from core.nn.losses import softmax
 from core.nn.model import Sequential
 from core.nn.train import BatchEvent, EpochEvent, TrainConfig, TrainControl, evaluate, train
 
-__all__ = ["Evaluation", "evaluate_model", "first_conv", "TrainWorker", "TrainRun",
-           "DatasetLoader"]
+__all__ = ["GALLERY", "Evaluation", "evaluate_model", "first_errors", "evaluation_from_epoch",
+           "first_conv", "TrainWorker", "TrainRun", "DatasetLoader"]
+
+
+GALLERY = 24   # misclassified test images kept for the gallery
 
 
 @dataclass
 class Evaluation:
-    """A model's results on a test set."""
+    """A model's results on a test set, and its first misclassified images."""
 
     loss: float
     accuracy: float
     confusion: np.ndarray   # (K, K) int: row = true class, column = predicted
-    probs: np.ndarray       # (N, K) float32 softmax outputs
-    labels: np.ndarray      # (N,) true classes
+    errors: list            # first misclassified: (test index, true, predicted, p(predicted))
     images: np.ndarray      # (N, C, H, W) the test images (the dataset's array, not a copy)
     classes: list[str]      # the dataset's class names
 
     @property
-    def predictions(self) -> np.ndarray:
-        return self.probs.argmax(axis=1)
+    def count(self) -> int:
+        return int(self.confusion.sum())
 
-    def misclassified(self, limit: int = 24) -> list[tuple[int, int, int, float]]:
-        """The first ``limit`` errors as (test index, true class, predicted, p(predicted))."""
-        pred = self.predictions
-        wrong = np.flatnonzero(pred != self.labels)[:limit]
-        return [(int(i), int(self.labels[i]), int(pred[i]), float(self.probs[i, pred[i]]))
-                for i in wrong]
+    @property
+    def wrong(self) -> int:
+        return self.count - int(np.trace(self.confusion))
 
 
-def evaluate_model(model: Sequential, data: Dataset, batch_size: int = 1000) -> Evaluation:
+def _errors(probs: np.ndarray, labels: np.ndarray, offset: int, limit: int) -> list:
+    pred = probs.argmax(axis=1)
+    wrong = np.flatnonzero(pred != labels)[:limit]
+    return [(offset + int(i), int(labels[i]), int(pred[i]), float(probs[i, pred[i]]))
+            for i in wrong]
+
+
+def evaluate_model(model: Sequential, data: Dataset, batch_size: int = 1000,
+                   limit: int = GALLERY) -> Evaluation:
+    """Evaluate on the whole test set (loss, accuracy, confusion matrix, first errors)."""
     loss, acc, conf, probs = evaluate(model, data.x_test, data.y_test, batch_size)
-    return Evaluation(float(loss), float(acc), conf, probs, np.asarray(data.y_test),
+    return Evaluation(float(loss), float(acc), conf, _errors(probs, data.y_test, 0, limit),
                       data.x_test, list(data.classes))
+
+
+def first_errors(model: Sequential, data: Dataset, limit: int = GALLERY,
+                 chunk: int = 250) -> list:
+    """The first ``limit`` misclassified test images, predicting only as far as needed."""
+    found: list = []
+    for i in range(0, len(data.x_test), chunk):
+        probs = softmax(model.forward(data.x_test[i:i + chunk]))
+        found += _errors(probs, data.y_test[i:i + chunk], i, limit - len(found))
+        if len(found) >= limit:
+            break
+    return found
+
+
+def evaluation_from_epoch(model: Sequential, data: Dataset, ev: EpochEvent,
+                          limit: int = GALLERY) -> Evaluation:
+    """The evaluation core.nn.train did at the end of the epoch, plus the first errors."""
+    return Evaluation(float(ev.test_loss), float(ev.test_accuracy), ev.confusion,
+                      first_errors(model, data, limit), data.x_test, list(data.classes))
 
 
 def first_conv(model: Sequential) -> tuple[int, Conv2D] | None:
@@ -72,6 +101,9 @@ def first_conv(model: Sequential) -> tuple[int, Conv2D] | None:
         if isinstance(layer, Conv2D):
             return i, layer
     return None
+
+
+TRAIN_BLAS_THREADS = 2
 
 
 class TrainWorker(QObject):
@@ -111,6 +143,9 @@ class TrainWorker(QObject):
     @pyqtSlot()
     def run(self):
         model = self.model
+        last_epoch = None
+        # the UI runs with one BLAS thread (app.main); training wants both cores
+        blas_before = set_blas_threads(TRAIN_BLAS_THREADS)
         try:
             gen = train(model, self.data, self.config, self.control)
             while True:
@@ -125,10 +160,13 @@ class TrainWorker(QObject):
                 elif isinstance(ev, EpochEvent):
                     self._snapshot(model, force=True)
                     self.epoch.emit(ev)
+                    last_epoch = ev
             self.model = model
             if not self.skip_evaluation:
-                self.evaluated.emit(model, evaluate_model(model, self.data,
-                                                          self.config.eval_batch_size))
+                # the last epoch event already holds the test results of this model
+                ev = evaluation_from_epoch(model, self.data, last_epoch) if last_epoch else \
+                    evaluate_model(model, self.data, self.config.eval_batch_size)
+                self.evaluated.emit(model, ev)
             if self.control.stopped:
                 self.stopped.emit()
             else:
@@ -139,6 +177,8 @@ class TrainWorker(QObject):
             traceback.print_exc()
             self.failed.emit(f"internal error: {type(exc).__name__}: {exc}")
         finally:
+            if blas_before is not None:
+                set_blas_threads(blas_before)
             self.done.emit()
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import zipfile
 
 import numpy as np
@@ -250,7 +251,14 @@ def save_model(path, model: Sequential, extra: dict[str, np.ndarray] | None = No
 
 def read_npz(path) -> dict[str, np.ndarray]:
     """All arrays of an .npz without pickle; ModelFileError for anything else."""
+    if not os.path.exists(path):
+        raise ModelFileError(f"cannot load model '{path}': no such file")
+    if os.path.isdir(path):
+        raise ModelFileError(f"cannot load model '{path}': is a directory")
     try:
+        if not zipfile.is_zipfile(path):
+            raise ModelFileError(f"cannot load model '{path}': not an .npz model file (not a "
+                                 f"zip archive)")
         with open(path, "rb") as fh:
             z = np.load(fh, allow_pickle=False)
             if not isinstance(z, np.lib.npyio.NpzFile):

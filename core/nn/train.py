@@ -220,7 +220,9 @@ def train(model: Sequential, data: Dataset, config: TrainConfig,
                                                 config.eval_batch_size)
         if ckpt and not stopped:
             _save_checkpoint(ckpt, model, opt, epoch, rng, config)
-        yield EpochEvent(epoch, config.epochs, loss_sum / max(seen, 1), correct / max(seen, 1),
+        nan = float("nan")  # no batch seen (stopped at once): no training figures
+        yield EpochEvent(epoch, config.epochs, loss_sum / seen if seen else nan,
+                         correct / seen if seen else nan,
                          test_loss, test_acc, secs, seen / secs if secs > 0 else 0.0, conf,
                          stopped)
         if stopped:
