@@ -136,7 +136,7 @@ class MainWindow(QMainWindow):
         self.tabs.currentChanged.connect(self._on_tab)
         self.setCentralWidget(self.tabs)
         self.train_view.sendKernel.connect(self._on_learned_kernel)
-        self.train_view.modelChanged.connect(self.inspect_view.set_model)
+        self.train_view.modelChanged.connect(self._on_model)
         if hasattr(self.inspect_view, "sendKernel"):
             self.inspect_view.sendKernel.connect(self._on_learned_kernel)
 
@@ -197,7 +197,7 @@ class MainWindow(QMainWindow):
         self._update_recent_menu()
 
     def _make_toolbar(self):
-        tb = QToolBar("Display")
+        tb = self.display_toolbar = QToolBar("Display")
         tb.setObjectName("display-toolbar")
         tb.setMovable(False)
         self.addToolBar(tb)
@@ -581,7 +581,13 @@ class MainWindow(QMainWindow):
         # the pipeline editor and the explanation belong to the image tab
         for d in self._docks:
             d.setVisible(index == 0)
+        self.display_toolbar.setVisible(index == 0)
         self.act_paste.setEnabled(index == 0)
+
+    def _on_model(self, model):
+        self.inspect_view.set_model(model)
+        if model is not None and not self.inspect_view.canvas.image().any():
+            self.inspect_view.show_test_image(0)  # something to look at straight away
 
     def _on_learned_kernel(self, weights, name: str):
         self.send_kernel(weights, name)
