@@ -85,13 +85,24 @@ def main(argv=None) -> int:
             return 2
     win.show_view(args.view)
     win.show()
-    win.load_image_file(image, wait=True)
+    if args.image or args.image_pos or SAMPLE_IMAGE.exists():
+        win.load_image_file(image, wait=True)
+    else:  # installed without the repository's assets/: a generated test card
+        win.set_image(_test_card(), "<test card>")
     if win.image is None:
         print(f"convscope: {win.message.text()}", file=sys.stderr)
         if args.screenshot:
             return 2
     rc = app.exec()
     return status["code"] or rc
+
+
+def _test_card():
+    import numpy as np
+    y, x = np.mgrid[0:300, 0:450].astype(np.float32)
+    img = np.stack([x / 450, y / 300, 0.5 + 0.5 * np.sin((x + y) / 12)], axis=2)
+    img[100:200, 150:300] = ((x[100:200, 150:300] // 15 + y[100:200, 150:300] // 15) % 2)[..., None]
+    return img.astype(np.float32)
 
 
 def _save_screenshot(win, path, status, app):

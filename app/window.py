@@ -11,7 +11,8 @@ import threading
 from pathlib import Path
 
 import numpy as np
-from PyQt6.QtCore import QBuffer, QIODevice, QObject, QSettings, Qt, QTimer, pyqtSignal
+from PyQt6.QtCore import (QBuffer, QIODevice, QObject, QSettings, Qt, QTimer, QUrl,
+                          pyqtSignal)
 from PyQt6.QtGui import QAction, QGuiApplication, QKeySequence
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel,
                              QMainWindow, QMessageBox, QProgressBar, QPushButton,
@@ -313,6 +314,7 @@ class MainWindow(QMainWindow):
         """Paste image data, or a path/URL of an image or pipeline file."""
         md = QGuiApplication.clipboard().mimeData()
         if md is None:
+            self.message.show_message("The clipboard is empty.")
             return
         if md.hasImage():
             qimg = QGuiApplication.clipboard().image()
@@ -327,7 +329,6 @@ class MainWindow(QMainWindow):
         if not paths and md.hasText():
             text = md.text().strip().strip('"')
             if text.startswith("file://"):
-                from PyQt6.QtCore import QUrl
                 text = QUrl(text).toLocalFile()
             paths = [text] if text else []
         if paths:

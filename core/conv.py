@@ -142,7 +142,7 @@ def choose_method(c, f, groups, kh, kw, n_out_pixels) -> str:
     # numpy's FFT slows down past a few megapixels (cache misses), direct does not
     if kh * kw >= FFT_MIN_TAPS and fg * cg <= 16 and n_out_pixels <= FFT_MAX_PIXELS:
         return "fft"
-    if fg * cg <= 16 and kh * kw <= 64:
+    if fg * cg <= 16:
         return "direct"
     return "gemm"
 

@@ -125,9 +125,6 @@ def pool2d(x, kernel_size, stride=None, *, padding=0, dilation=1, mode="max", ce
         best, tap = _pool_argext(x, geom, mode)
         return best, _tap_to_flat(tap, geom, x.shape[-1])
     gh, gw = geom
-    if mode == "avg" and _tiles(geom):
-        blocks, axes, _, from_view, _ = _block_view(x, geom)
-        return from_view(blocks.mean(axis=axes))
     xp = _padded(x, geom, _FILL[mode])
     if mode == "l2":
         xp = np.square(xp)
@@ -150,10 +147,11 @@ def _tiles(geom) -> bool:
 def _block_view(x, geom):
     """Windows as reshaped axes, with the memory's contiguous axis innermost.
 
-    Returns ``(blocks, reduce_axes, expand, from_view)``: ``blocks`` is (..., Ho, kh,
+    Returns ``(blocks, reduce_axes, expand, to_view)``: ``blocks`` is (..., Ho, kh,
     Wo, kw) for C-ordered ``x`` or (N, Ho, kh, Wo, kw, C) for channels-last memory;
-    ``expand`` indexes an output-shaped array (in the same axis order) to broadcast
-    over the window axes; ``from_view`` turns such an array back into ``x``'s axes.
+    ``expand`` indexes an output-shaped array (in the blocks' axis order) to broadcast
+    over the window axes; ``to_view`` puts an output-shaped array of ``x``'s axes in
+    that order.
     """
     gh, gw = geom
     ho, kh, wo, kw = gh.out, gh.kernel, gw.out, gw.kernel
@@ -161,10 +159,9 @@ def _block_view(x, geom):
         xl = x.transpose(0, 2, 3, 1)[:, :ho * kh, :wo * kw]
         blocks = xl.reshape(x.shape[0], ho, kh, wo, kw, x.shape[1])
         return (blocks, (2, 4), (slice(None), slice(None), None, slice(None), None),
-                lambda a: a.transpose(0, 3, 1, 2), lambda a: a.transpose(0, 2, 3, 1))
+                lambda a: a.transpose(0, 2, 3, 1))
     blocks = x[..., :ho * kh, :wo * kw].reshape(x.shape[:-2] + (ho, kh, wo, kw))
-    return (blocks, (-3, -1), (Ellipsis, slice(None), None, slice(None), None),
-            lambda a: a, lambda a: a)
+    return (blocks, (-3, -1), (Ellipsis, slice(None), None, slice(None), None), lambda a: a)
 
 
 def _reduce(a, g, axis, op):
@@ -307,7 +304,7 @@ def _backward_blocks(g, x, geom, mode, output=None):
     """Backward for windows that tile the input (None: use the general path)."""
     if mode not in ("max", "min", "avg") or not _tiles(geom):
         return None
-    blocks, axes, expand, from_view, to_view = _block_view(x, geom)
+    blocks, axes, expand, to_view = _block_view(x, geom)
     gx = np.empty_like(x)  # same memory layout as x
     gh, gw = geom
     gx[..., gh.out * gh.kernel:, :] = 0  # rows and columns no window covers
