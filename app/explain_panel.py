@@ -31,7 +31,7 @@ from PyQt6.QtWidgets import (
     QSizePolicy, QToolTip, QVBoxLayout, QWidget,
 )
 
-from core.explain import Explanation, format_arithmetic
+from core.explain import Explanation, format_arithmetic, format_number
 
 __all__ = ["ExplainPanel", "ValueGrid", "FlowLayout", "format_number", "HINT"]
 
@@ -65,19 +65,6 @@ _HOVER = QColor("#202020")
 _BLUE = np.array([33, 102, 172], float)    # ColorBrewer RdBu ends
 _RED = np.array([178, 24, 43], float)
 _WHITE = np.array([255, 255, 255], float)
-
-
-def format_number(v: float, digits: int = 4) -> str:
-    """Compact number: integers without decimals, else ``digits`` significant digits."""
-    v = float(v)
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    if v == int(v) and abs(v) < 1e9:
-        return str(int(v))  # also turns -0.0 into "0"
-    s = f"{v:.{digits}g}"
-    return "0" if float(s) == 0 else s
 
 
 def _text_color(bg: QColor) -> QColor:

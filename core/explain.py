@@ -28,7 +28,8 @@ from .geometry import conv_geometry, pool_geometry
 from .padding import source_index
 from .pipeline import ActivationStage, ConvStage, PipelineResult, PoolStage, activate
 
-__all__ = ["Explanation", "explain", "receptive_field", "project", "format_arithmetic"]
+__all__ = ["Explanation", "explain", "receptive_field", "project", "format_arithmetic",
+           "format_number"]
 
 
 @dataclass
@@ -81,8 +82,9 @@ class Explanation:
     recomputed: float = 0.0
 
 
-def _num(v: float) -> str:
-    """Compact number for arithmetic text: integers without decimals, else 4 sig. digits."""
+def format_number(v: float, digits: int = 4) -> str:
+    """Compact number for arithmetic text: integers without decimals, else ``digits``
+    significant digits (``-0`` shown as ``0``)."""
     v = float(v)
     if np.isnan(v):
         return "nan"
@@ -90,19 +92,20 @@ def _num(v: float) -> str:
         return "inf" if v > 0 else "-inf"
     if v == int(v) and abs(v) < 1e9:
         return str(int(v))
-    return f"{v:.4g}"
+    text = f"{v:.{digits}g}"
+    return "0" if float(text) == 0 else text
 
 
 def format_arithmetic(values, weights, bias: float, result: float, max_terms: int = 12) -> str:
     """``"105*5 + 102*-1 + ... + 4 = 320"`` (long sums are elided in the middle)."""
-    terms = [f"{_num(v)}*{_num(w)}" for v, w in zip(np.ravel(values), np.ravel(weights))]
+    terms = [f"{format_number(v)}*{format_number(w)}" for v, w in zip(np.ravel(values), np.ravel(weights))]
     if len(terms) > max_terms:
         head = max_terms // 2
         terms = terms[:head] + [f"... ({len(terms) - max_terms} more)"] + terms[-(max_terms - head):]
     s = " + ".join(terms)
     if bias:
-        s += f" + {_num(bias)}"
-    return f"{s} = {_num(result)}"
+        s += f" + {format_number(bias)}"
+    return f"{s} = {format_number(result)}"
 
 
 def _check_position(res: PipelineResult, level: int, map_index: int, row: int, col: int):
@@ -123,7 +126,7 @@ def explain(res: PipelineResult, level: int, map_index: int, row: int, col: int)
     value = float(lvl.maps[map_index, row, col])
     ex = Explanation("input", level, map_index, row, col, value, lvl.labels[map_index])
     if level < 0:
-        ex.text = f"{lvl.labels[map_index]}[{row}, {col}] = {_num(value)} (image pixel)"
+        ex.text = f"{lvl.labels[map_index]}[{row}, {col}] = {format_number(value)} (image pixel)"
         ex.recomputed = value
         return ex
     prev = res.level(level - 1)
@@ -138,7 +141,7 @@ def explain(res: PipelineResult, level: int, map_index: int, row: int, col: int)
         ex.function = st.function
         ex.recomputed = float(activate(np.array([pre], np.float64), st.function, st.alpha)[0])
         fname = {"leaky_relu": f"leaky_relu_{st.alpha:g}"}.get(st.function, st.function)
-        ex.text = f"{fname}({_num(pre)}) = {_num(ex.recomputed)}"
+        ex.text = f"{fname}({format_number(pre)}) = {format_number(ex.recomputed)}"
         return ex
     if isinstance(st, ConvStage):
         ex.kind = "conv"
@@ -186,7 +189,7 @@ def explain(res: PipelineResult, level: int, map_index: int, row: int, col: int)
         ex.recomputed = ex.total + ex.bias
         text = format_arithmetic(win, ex.weights, ex.bias, ex.recomputed)
         if ker.divisor != 1:
-            text += f"   (weights already divided by {_num(ker.divisor)})"
+            text += f"   (weights already divided by {format_number(ker.divisor)})"
         ex.text = text
         return ex
     # pooling
@@ -199,22 +202,22 @@ def explain(res: PipelineResult, level: int, map_index: int, row: int, col: int)
         ex.winner = (int(prow[a]), int(pcol[b]))
         ex.recomputed = float(flat[k])
         ex.total = ex.recomputed
-        shown = ", ".join(_num(v) for v in vals[real])
-        ex.text = f"{st.mode}({shown}) = {_num(ex.recomputed)} at row {prow[a]}, col {pcol[b]}"
+        shown = ", ".join(format_number(v) for v in vals[real])
+        ex.text = f"{st.mode}({shown}) = {format_number(ex.recomputed)} at row {prow[a]}, col {pcol[b]}"
     elif st.mode == "avg":
         count_rows = _count(g[0], st.count_include_pad, row)
         count_cols = _count(g[1], st.count_include_pad, col)
         ex.divisor = max(1, count_rows * count_cols)
         ex.total = float(np.nansum(vals))
         ex.recomputed = ex.total / ex.divisor
-        shown = " + ".join(_num(v) for v in vals[real])
+        shown = " + ".join(format_number(v) for v in vals[real])
         note = " (padding counted)" if st.count_include_pad and ex.divisor > real.sum() else ""
-        ex.text = f"({shown}) / {ex.divisor}{note} = {_num(ex.recomputed)}"
+        ex.text = f"({shown}) / {ex.divisor}{note} = {format_number(ex.recomputed)}"
     else:  # l2
         ex.total = float(np.nansum(vals ** 2))
         ex.recomputed = float(np.sqrt(ex.total))
-        shown = " + ".join(f"{_num(v)}^2" for v in vals[real])
-        ex.text = f"sqrt({shown}) = {_num(ex.recomputed)}"
+        shown = " + ".join(f"{format_number(v)}^2" for v in vals[real])
+        ex.text = f"sqrt({shown}) = {format_number(ex.recomputed)}"
     return ex
 
 

@@ -246,18 +246,22 @@ def pool_geometry(in_hw, kernel_size, stride=None, padding=0, dilation=1, ceil_m
     return axes
 
 
+def _geometry(kind, in_hw, kernel_size, stride, padding, dilation, ceil_mode):
+    if kind == "conv":
+        return conv_geometry(in_hw, kernel_size, 1 if stride is None else stride, padding,
+                             dilation)
+    if kind == "pool":
+        return pool_geometry(in_hw, kernel_size, stride, padding, dilation, ceil_mode)
+    raise ValueError(f"kind must be 'conv' or 'pool', got {kind!r}")
+
+
 def output_size(in_hw, kernel_size, stride=None, padding=0, dilation=1, *, kind="conv",
                 ceil_mode=False) -> tuple[int, int]:
     """Output (H, W) of a convolution (``kind="conv"``) or pooling (``kind="pool"``).
 
     For convolution ``stride`` defaults to 1, for pooling to the window size.
     """
-    if kind == "conv":
-        axes = conv_geometry(in_hw, kernel_size, 1 if stride is None else stride, padding, dilation)
-    elif kind == "pool":
-        axes = pool_geometry(in_hw, kernel_size, stride, padding, dilation, ceil_mode)
-    else:
-        raise ValueError(f"kind must be 'conv' or 'pool', got {kind!r}")
+    axes = _geometry(kind, in_hw, kernel_size, stride, padding, dilation, ceil_mode)
     return (axes[0].out, axes[1].out)
 
 
@@ -268,12 +272,7 @@ def explain_output_size(in_hw, kernel_size, stride=None, padding=0, dilation=1, 
     One formula (``'D = 1 + (256 - 3 + 2*1) / 3 = 86'``) when both axes agree, else
     ``'H = ...; W = ...'``; notes on rounding follow in brackets.
     """
-    if kind == "conv":
-        axes = conv_geometry(in_hw, kernel_size, 1 if stride is None else stride, padding, dilation)
-    elif kind == "pool":
-        axes = pool_geometry(in_hw, kernel_size, stride, padding, dilation, ceil_mode)
-    else:
-        raise ValueError(f"kind must be 'conv' or 'pool', got {kind!r}")
+    axes = _geometry(kind, in_hw, kernel_size, stride, padding, dilation, ceil_mode)
     parts = []
     for letter, g in zip(("H", "W"), axes):
         s = g.formula(letter)
