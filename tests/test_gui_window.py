@@ -654,3 +654,26 @@ def test_ui_keeps_processing_events_while_a_large_image_computes(win, qtbot):
     assert len(during) >= max(10, 0.4 * expected), detail
     assert set(win.grid.views()) == DEFAULT_KEYS
     assert win.grid.views()[(0, 0)].map_shape == (3000, 3000)
+
+
+def test_closing_while_training_asks_and_stops_only_on_yes(win, monkeypatch):
+    from PyQt6.QtWidgets import QMessageBox
+
+    stopped = []
+    monkeypatch.setattr(win.train_view, "is_training", lambda: True)
+    monkeypatch.setattr(win.train_view, "stop_training", lambda wait=True: stopped.append(wait))
+    asked = []
+
+    def answer(button):
+        def question(*args, **kwargs):
+            asked.append(args[2] if len(args) > 2 else "")
+            return button
+        return question
+
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.No))
+    assert not win.close()                      # refused: training goes on
+    assert stopped == [] and win.isVisible()
+    assert "checkpoint" in asked[0]
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
+    assert win.close()
+    assert stopped == [True]                    # stopped (and waited for) before closing
