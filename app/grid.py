@@ -15,7 +15,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import QRectF, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QColor, QPen
-from PyQt6.QtWidgets import (QGraphicsRectItem, QGridLayout, QLabel, QScrollArea, QSizePolicy,
+from PyQt6.QtWidgets import (QGraphicsRectItem, QGridLayout, QLabel, QScrollArea,
                              QVBoxLayout, QWidget)
 
 from core.display import PREVIEW_MAX_SIDE, value_ranges

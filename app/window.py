@@ -14,8 +14,8 @@ import numpy as np
 from PyQt6.QtCore import (QBuffer, QIODevice, QObject, QSettings, Qt, QTimer, QUrl,
                           pyqtSignal)
 from PyQt6.QtGui import QAction, QGuiApplication, QKeySequence
-from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel,
-                             QMainWindow, QMessageBox, QProgressBar, QPushButton,
+from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QLabel,
+                             QMainWindow, QMessageBox, QProgressBar,
                              QScrollArea, QTabWidget, QToolBar,
                              QVBoxLayout, QWidget)
 
@@ -29,6 +29,7 @@ from core.kernels import format_kernel
 from .compute import PipelineRunner, RunOutput
 from .explain_panel import ExplainPanel
 from .grid import COLORMAPS, FeatureGrid
+from .message_bar import MessageBar
 from .inspect_view import InspectView
 from .pipeline_panel import PipelinePanel
 from .train_view import TrainView
@@ -37,34 +38,6 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SAMPLE_IMAGE = ASSETS / "chelsea.png"
 MAX_RECENT = 8
 PROGRESS_DELAY_MS = 300
-
-
-class MessageBar(QWidget):
-    """A dismissable one-line message above the grid (errors in red, info in blue)."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(8, 4, 8, 4)
-        self.label = QLabel()
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        close = QPushButton("✕")
-        close.setFlat(True)
-        close.setFixedWidth(28)
-        close.clicked.connect(self.hide)
-        lay.addWidget(self.label, 1)
-        lay.addWidget(close)
-        self.hide()
-
-    def show_message(self, text: str, error: bool = True):
-        color, bg = ("#8a1c1c", "#fde8e8") if error else ("#1c4f8a", "#e8f0fd")
-        self.setStyleSheet(f"background: {bg}; color: {color}; border-radius: 4px;")
-        self.label.setText(text)
-        self.show()
-
-    def text(self) -> str:
-        return self.label.text() if self.isVisible() else ""
 
 
 class _Background(QObject):

@@ -12,7 +12,6 @@ import os
 import sys
 import time
 
-import numpy as np
 
 from ..memory import reuse_large_allocations
 from .data import DatasetError, load_dataset
