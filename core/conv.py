@@ -126,11 +126,6 @@ def _is_channels_last(a: np.ndarray) -> bool:
     return a.shape[1] > 1 and a.transpose(0, 2, 3, 1).flags.c_contiguous
 
 
-def _pad_input(x4, pads, mode, cval):
-    """Pad, keeping a channels-last layout channels-last (for zeros/constant padding)."""
-    return pad2d(x4, pads, mode, cval)
-
-
 def _workspace_key(x4, w, stride, dilation, pads, mode, cval):
     return (id(x4), x4.shape, x4.__array_interface__["data"][0], w.shape, stride, dilation,
             pads, mode, cval)
@@ -207,7 +202,7 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
     f, _, kh, kw = w.shape
     if method == "auto":
         method = choose_method(c, f, groups, kh, kw, n * ho * wo)
-    xp = _pad_input(x4, pads, padding_mode, cval)
+    xp = pad2d(x4, pads, padding_mode, cval)
     if method == "direct":
         y = _conv_direct(xp, w, ho, wo, stride, dilation, groups)
     elif method == "gemm":
@@ -546,7 +541,7 @@ def conv2d_backward(grad_out, x, weight, *, stride=1, padding=0, dilation=1, gro
     fg = f // groups
     reuse = workspace is not None and workspace.get("key") == _workspace_key(
         x4, wf, stride, dilation, pads, padding_mode, cval)
-    xp = None if reuse else _pad_input(x4, pads, padding_mode, cval)
+    xp = None if reuse else pad2d(x4, pads, padding_mode, cval)
     gl = g4.transpose(0, 2, 3, 1)
     if not gl.flags.c_contiguous:
         gl = np.ascontiguousarray(gl)

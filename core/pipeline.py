@@ -744,10 +744,3 @@ def atomic_write_bytes(path, data: bytes) -> None:
 def save_pipeline(path, pipeline: Pipeline) -> None:
     """Write ``pipeline`` as versioned JSON, atomically."""
     atomic_write_bytes(path, pipeline.to_json().encode("utf-8"))
-
-
-def with_stage(pipeline: Pipeline, index: int, stage) -> Pipeline:
-    """A copy of ``pipeline`` with stage ``index`` replaced."""
-    stages = list(pipeline.stages)
-    stages[index] = stage
-    return replace(pipeline, stages=stages)
