@@ -21,6 +21,7 @@ import core.conv as conv_module
 from core.conv import CONV_METHODS, conv2d, conv2d_backward, conv2d_naive
 from core.geometry import output_size, resolve_padding
 from core.padding import PADDING_MODES
+from gradcheck import numeric_grad
 
 # --------------------------------------------------------------------------- helpers
 
@@ -156,21 +157,6 @@ def random_case(rng, *, mode=None, form=None, groups_kind=None, kernel=None, str
 def channels_last(x):
     """An (N, C, H, W) view of (N, H, W, C) memory."""
     return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
-
-
-def numeric_grad(loss, a, eps=1e-6):
-    """Centred finite differences of the scalar ``loss()`` w.r.t. every entry of ``a``."""
-    grad = np.zeros_like(a)
-    flat, gflat = a.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        up = loss()
-        flat[i] = old - eps
-        down = loss()
-        flat[i] = old
-        gflat[i] = (up - down) / (2 * eps)
-    return grad
 
 
 # ------------------------------------------------------------------ reference vectors

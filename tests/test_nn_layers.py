@@ -26,8 +26,8 @@ from core.nn import (ARCHITECTURES, SGD, Activation, Adam, AvgPool2D, BatchNorm2
                      softmax_cross_entropy)
 from core.pipeline import ACTIVATIONS
 from core.pool import pool2d_naive
+from gradcheck import numeric_grad
 
-EPS = 1e-6
 
 # --------------------------------------------------------------------------- helpers
 
@@ -35,25 +35,6 @@ EPS = 1e-6
 def fmt(**kw) -> str:
     """The trial's parameters, for assertion messages."""
     return "; ".join(f"{k}={v!r}" for k, v in kw.items())
-
-
-def numeric_grad(f, a: np.ndarray, eps: float = EPS, indices=None) -> np.ndarray:
-    """Centred differences of the scalar ``f()`` w.r.t. ``a`` (perturbed in place).
-
-    With ``indices`` (flat indices) only those entries are computed; the others are NaN.
-    """
-    g = np.full(a.shape, np.nan) if indices is not None else np.zeros(a.shape)
-    flat = a.reshape(-1)  # a view: a must be contiguous
-    assert np.shares_memory(flat, a)
-    for i in range(a.size) if indices is None else indices:
-        old = flat[i]
-        flat[i] = old + eps
-        fp = f()
-        flat[i] = old - eps
-        fm = f()
-        flat[i] = old
-        g.reshape(-1)[i] = (fp - fm) / (2 * eps)
-    return g
 
 
 def assert_grad_close(analytic, numeric, what: str, rtol=1e-5, atol=1e-7):

@@ -13,6 +13,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from core.pool import POOL_MODES, pool2d, pool2d_backward, pool2d_naive
+from gradcheck import numeric_grad
 
 # --------------------------------------------------------------------------- helpers
 
@@ -61,21 +62,6 @@ def random_pool_case(rng, *, mode=None, ndim=None, max_hw=9, distinct=False, dil
 def call(fn, x, kwargs, **extra):
     kw = dict(kwargs, **extra)
     return fn(x, kw.pop("kernel_size"), kw.pop("stride"), **kw)
-
-
-def numeric_grad(loss, a, eps=1e-6):
-    """Centred finite differences of the scalar ``loss()`` w.r.t. every entry of ``a``."""
-    grad = np.zeros_like(a)
-    flat, gflat = a.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        up = loss()
-        flat[i] = old - eps
-        down = loss()
-        flat[i] = old
-        gflat[i] = (up - down) / (2 * eps)
-    return grad
 
 
 # ------------------------------------------------------------------ reference vectors
