@@ -4,23 +4,27 @@ One engine serves the visualiser and the CNN: :func:`conv2d` chooses among three
 exact methods per call, all tested against the naive loop twin :func:`conv2d_naive`:
 
 ``direct``
-    Shift-and-add over the ``kh*kw`` taps: ``y += w[i, j] * x[shifted]``, in row
-    blocks that stay in cache, optionally on two threads (numpy ufuncs release the
-    GIL). Best for per-channel (depthwise) filtering of images with small kernels.
-    A channels-last input (a ``(N, C, H, W)`` view of ``(N, H, W, C)`` memory, as
-    ``img_hwc.transpose(2, 0, 1)[None]`` gives) is processed as long ``(H, W*C)`` rows
-    and returned in the same layout. Extra memory: one padded copy of the input and a
-    block-sized scratch buffer.
+    Shift-and-add over the ``kh*kw`` taps: ``y += w[i, j] * x[shifted]``. For
+    per-channel (depthwise) filtering at stride 1 of two or more channels, the input is
+    seen as channels-last rows of ``W*C`` values and one ``np.einsum`` call does every
+    tap as a fused multiply-add pass over each row, without padding the whole input
+    (:func:`_conv_depthwise_rows`); the result is then a channels-last view. Otherwise
+    (one channel, stride > 1, filters summed over channels) the taps are numpy ufunc
+    passes over row blocks that stay in cache. Large work runs on two threads (both
+    einsum and ufuncs release the GIL). Best for small kernels.
 ``gemm``
     im2col + one matrix product per group: windows are gathered into a
     ``(N*Ho*Wo, kh*kw*C/groups)`` matrix (processed in chunks of at most
     :data:`GEMM_CHUNK_BYTES`), multiplied by the ``(kh*kw*C/groups, F/groups)`` weights.
     Best when there are many filters (CNN layers).
 ``fft``
-    Pointwise products of 2-D real FFTs (kernel dilated with zeros, flipped for
-    correlation), cropped and subsampled for stride. Best for large kernels (from
-    about 10x10). Costs ~2 complex copies of the padded input. An input with NaN or
-    inf is computed with ``direct`` instead (a transform would spread them everywhere).
+    Overlap-save: the padded input is cut into overlapping tiles (:func:`fft_tile`
+    picks their size), each multiplied in the Fourier domain by the kernel's spectrum
+    (kernel dilated with zeros, flipped for correlation); the valid part of each tile
+    is kept, then subsampled for stride. Tile rows are processed in chunks on two
+    threads. Best for large kernels (from about 12x12, :data:`FFT_MIN_TAPS`). An input
+    with NaN or inf is computed with ``direct`` instead (a transform would spread them
+    over the tile).
 
 float64 inputs are computed in float64 (for gradient checks); everything else in
 float32.
@@ -28,6 +32,8 @@ float32.
 
 from __future__ import annotations
 
+import collections
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -35,20 +41,26 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .geometry import conv_geometry, pair
-from .padding import check_extent, check_mode, pad2d, pad2d_adjoint
+from .padding import check_extent, check_mode, pad2d, pad2d_adjoint, padding_index
 
 __all__ = ["conv2d", "conv2d_naive", "conv2d_backward", "CONV_METHODS"]
 
 CONV_METHODS = ("auto", "direct", "gemm", "fft")
 GEMM_CHUNK_BYTES = 64 << 20
-#: kernels with at least this many taps use the FFT (per-channel filtering) ...
-FFT_MIN_TAPS = 100
-#: ... on outputs up to this many pixels (bench/bench_ops.py: at 4096x4096, K=15, direct
-#: took 1.8 s and numpy's FFT 3.3 s; at 1920x1080 the FFT won, 159 ms vs 207 ms)
-FFT_MAX_PIXELS = 6_000_000
+#: kernels with at least this many taps use the FFT (per-channel filtering):
+#: bench/bench_ops.py --methods, RGB float32, 'same': K=11 direct and FFT tie at
+#: 512x512, 1920x1080 and 4096x4096 (10 vs 12, 85 vs 92, 618 vs 631 ms); at K=15 the
+#: tiled FFT takes about half the time of direct (11 vs 21, 78 vs 142, 623 vs 1198 ms)
+FFT_MIN_TAPS = 130
+#: spectra per FFT work item (tile rows are grouped up to this size)
+FFT_CHUNK_BYTES = 16 << 20
 #: multiply-adds above which the direct method splits its row blocks over threads
 THREAD_MIN_WORK = 4_000_000
 _BLOCK_ELEMS = 1 << 18  # 1 MiB of float32 per scratch block (measured best, bench/)
+#: row ranges per threaded call of the einsum path (taken by whichever thread is free)
+_SPLIT_PIECES = 8
+#: cap on the tiled weights of the einsum path (columns are done in chunks beyond it)
+_EINSUM_WEIGHT_BYTES = 8 << 20
 
 _executor: ThreadPoolExecutor | None = None
 
@@ -131,11 +143,10 @@ def _workspace_key(x4, w, stride, dilation, pads, mode, cval):
             pads, mode, cval)
 
 
-def choose_method(c, f, groups, kh, kw, n_out_pixels) -> str:
+def choose_method(c, f, groups, kh, kw) -> str:
     """The method ``conv2d(method="auto")`` uses for this shape (see the module docstring)."""
     cg, fg = c // groups, f // groups
-    # numpy's FFT slows down past a few megapixels (cache misses), direct does not
-    if kh * kw >= FFT_MIN_TAPS and fg * cg <= 16 and n_out_pixels <= FFT_MAX_PIXELS:
+    if kh * kw >= FFT_MIN_TAPS and fg * cg <= 16:
         return "fft"
     if fg * cg <= 16:
         return "direct"
@@ -201,7 +212,12 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
     n, c = x4.shape[:2]
     f, _, kh, kw = w.shape
     if method == "auto":
-        method = choose_method(c, f, groups, kh, kw, n * ho * wo)
+        method = choose_method(c, f, groups, kh, kw)
+    if method == "direct" and _depthwise_rows_ok(x4, w, stride, groups):
+        y = _conv_depthwise_rows(x4, w, pads, padding_mode, cval, ho, wo, dilation)
+        if b is not None:
+            y += b[None, :, None, None]
+        return y[0] if squeeze else y
     xp = pad2d(x4, pads, padding_mode, cval)
     if method == "direct":
         y = _conv_direct(xp, w, ho, wo, stride, dilation, groups)
@@ -223,23 +239,39 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
 # --------------------------------------------------------------------------- direct
 
 
+def _run_shared(fn, items):
+    """Call ``fn(*item)`` for every item. With two or more items the caller and one pool
+    thread take them in turn from a shared queue: when the other core is busy (another
+    program, or a library's spinning threads) the caller simply does more of them
+    instead of waiting for a fixed half."""
+    queue = collections.deque(items)
+
+    def drain():
+        while True:
+            try:
+                item = queue.popleft()  # atomic
+            except IndexError:
+                return
+            fn(*item)
+
+    if len(queue) < 2:
+        drain()
+        return
+    fut = _pool().submit(drain)
+    try:
+        drain()
+    finally:
+        fut.result()
+
+
 def _run_blocks(fn, n_rows: int, block: int, work: int):
     """Call ``fn(r0, r1)`` over row blocks, on two threads when the work is large."""
-    starts = list(range(0, n_rows, block))
-    if work < THREAD_MIN_WORK or len(starts) < 4:
-        for r0 in starts:
-            fn(r0, min(r0 + block, n_rows))
+    blocks = [(r0, min(r0 + block, n_rows)) for r0 in range(0, n_rows, block)]
+    if work < THREAD_MIN_WORK:
+        for r0, r1 in blocks:
+            fn(r0, r1)
         return
-    # Two large work items (not one per block) keep thread hand-offs rare.
-    mid = starts[len(starts) // 2]
-
-    def half(lo, hi):
-        for r0 in range(lo, hi, block):
-            fn(r0, min(r0 + block, hi))
-
-    fut = _pool().submit(half, mid, n_rows)
-    half(0, mid)
-    fut.result()
+    _run_shared(fn, blocks)
 
 
 def _conv_direct(xp, w, ho, wo, stride, dilation, groups):
@@ -249,8 +281,6 @@ def _conv_direct(xp, w, ho, wo, stride, dilation, groups):
     dh, dw = dilation
     dtype = xp.dtype
     depthwise = cg == 1 and f == c
-    if depthwise and sh == sw == 1 and _is_channels_last(xp):
-        return _conv_direct_channels_last(xp, w, ho, wo, dilation)
     xp = np.ascontiguousarray(xp)
     out = np.empty((n, f, ho, wo), dtype)
     per_row = n * (c if depthwise else 1) * wo
@@ -293,34 +323,108 @@ def _conv_direct(xp, w, ho, wo, stride, dilation, groups):
     return out
 
 
-def _conv_direct_channels_last(xp, w, ho, wo, dilation):
-    """Depthwise, stride 1, on (N, Hp, Wp, C) memory seen as rows of Wp*C values."""
-    n, c, hp, wp = xp.shape
+def _depthwise_rows_ok(x4, w, stride, groups) -> bool:
+    """Whether :func:`_conv_depthwise_rows` applies: depthwise, stride 1, C >= 2."""
+    c, f, cg = x4.shape[1], w.shape[0], w.shape[1]
+    return cg == 1 and f == c and groups == c and c > 1 and stride == (1, 1)
+
+
+def _conv_depthwise_rows(x4, w, pads, mode, cval, ho, wo, dilation):
+    """Depthwise, stride 1, on (N, H, W, C) memory seen as rows of W*C values.
+
+    One ``np.einsum("rije,ije->re")`` call per row range does every tap: for each output
+    row and tap it runs one fused multiply-add over the whole row (``y += x * w``, the
+    taps' C weights tiled along the row, or one scalar per tap when every channel has
+    the same kernel). That is one pass per tap where a ufunc
+    shift-and-add needs two (multiply into a scratch row, then add), and no Python call
+    per tap or block. It needs the row to be the innermost, unit-stride axis with the
+    taps at a different stride, which interleaved channels give (C >= 2; with one
+    channel einsum picks the taps as its inner loop and is 8x slower, so a single
+    channel takes the planar shift-and-add).
+
+    The input is not padded as a whole: the interior of the output (windows inside
+    the image) reads ``x`` in place; the border bands read small padded copies. A
+    planar input is first copied to channels-last (one pass, repaid many times over).
+    The result is a channels-last (N, C, Ho, Wo) view.
+    """
+    n, c, h, wd = x4.shape
     kh, kw = w.shape[2:]
     dh, dw = dilation
-    dtype = xp.dtype
-    x2 = xp.transpose(0, 2, 3, 1).reshape(n, hp, wp * c)
-    outl = np.empty((n, ho, wo, c), dtype)
+    span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    (pt, pb), (pl, pr) = pads
+    xl = x4.transpose(0, 2, 3, 1)
+    if not xl.flags.c_contiguous:
+        xl = np.ascontiguousarray(xl)
+    outl = np.empty((n, ho, wo, c), x4.dtype)
     o2 = outl.reshape(n, ho, wo * c)
-    # each tap's C weights tiled along the row
-    wt = np.tile(w[:, 0].transpose(1, 2, 0), (1, 1, wo))  # (kh, kw, wo*c)
-    row = wo * c
-    block = max(1, _BLOCK_ELEMS // (n * row))
-    taps = [(i, j) for i in range(kh) for j in range(kw)]
+    # output rows/cols whose windows lie inside the image: [r0, r1) x [c0, c1)
+    r0 = min(pt, ho)
+    r1 = max(r0, ho - pb)
+    c0 = min(pl, wo)
+    c1 = max(c0, wo - pr)
+    # Columns per einsum call: whole rows unless the tiled weights would pass
+    # _EINSUM_WEIGHT_BYTES (huge kernel on a wide image).
+    shared = bool(np.all(w[1:] == w[:1]))  # one kernel for every channel (a common case)
+    if shared:
+        # one scalar per tap: einsum's scalar-times-row loop reads two streams, not three
+        cols = wo
+        wt = np.ascontiguousarray(w[0, 0])  # (kh, kw)
+    else:
+        cols = max(1, min(wo, _EINSUM_WEIGHT_BYTES // (kh * kw * c * x4.itemsize)))
+        wt = np.tile(w[:, 0].transpose(1, 2, 0), (1, 1, cols))  # (kh, kw, cols*c)
 
-    def rows(r0, r1):
-        tmp = np.empty((n, r1 - r0, row), dtype)
-        dst = o2[:, r0:r1]
-        for t, (i, j) in enumerate(taps):
-            src = x2[:, r0 + i * dh:r1 + i * dh, j * dw * c:j * dw * c + row]
-            if t == 0:
-                np.multiply(src, wt[i, j], out=dst)
+    def taps(src, dst):
+        """dst[r, e] = sum_ij src[r + i*dh, e + j*dw*c] * wt[i, j, e], by column chunks."""
+        rows, e_all = dst.shape
+        if src.shape[0] < rows + span_h - 1 or src.shape[1] < e_all + (span_w - 1) * c:
+            raise AssertionError("window view would leave its source")  # never: a guard
+        sr, se = src.strides
+        for q in range(0, e_all, cols * c):
+            e = min(cols * c, e_all - q)
+            v = as_strided(src[:, q:], (rows, kh, kw, e), (sr, sr * dh, se * c * dw, se),
+                           writeable=False)
+            if shared:
+                np.einsum("rije,ij->re", v, wt, out=dst[:, q:q + e])
             else:
-                np.multiply(src, wt[i, j], out=tmp)
-                np.add(dst, tmp, out=dst)
+                np.einsum("rije,ije->re", v, wt[..., :e], out=dst[:, q:q + e])
 
-    _run_blocks(rows, ho, block, n * c * ho * wo * kh * kw)
+    if r1 > r0 and c1 > c0:
+        x2 = xl.reshape(n, h, wd * c)
+
+        def interior(b, a, z):  # output rows [r0 + a, r0 + z) of image b
+            taps(x2[b, a:z + span_h - 1, :(c1 - c0 + span_w - 1) * c],
+                 o2[b, r0 + a:r0 + z, c0 * c:c1 * c])
+
+        _run_split(interior, n, r1 - r0, n * c * (r1 - r0) * (c1 - c0) * kh * kw)
+    rmap = padding_index(h, pt, pb, mode)
+    cmap = padding_index(wd, pl, pr, mode)
+    value = cval if mode == "constant" else 0.0
+    for ra, rb, ca, cb in ((0, r0, 0, wo), (r1, ho, 0, wo), (r0, r1, 0, c0),
+                           (r0, r1, c1, wo)):
+        if ra >= rb or ca >= cb:
+            continue
+        ri = rmap[ra:rb + span_h - 1]
+        ci = cmap[ca:cb + span_w - 1]
+        block = xl[:, np.maximum(ri, 0)[:, None], np.maximum(ci, 0)[None, :]]
+        if mode in ("zeros", "constant"):
+            block[:, ri < 0] = value
+            block[:, :, ci < 0] = value
+        b2 = block.reshape(n, block.shape[1], -1)
+        for b in range(n):
+            taps(b2[b], o2[b, ra:rb, ca * c:cb * c])
     return outl.transpose(0, 3, 1, 2)
+
+
+def _run_split(fn, n: int, n_rows: int, work: int):
+    """Call ``fn(image, r0, r1)`` over all rows of ``n`` images: at once when the work is
+    small, else in about :data:`_SPLIT_PIECES` row ranges on two threads."""
+    if work < THREAD_MIN_WORK:
+        for b in range(n):
+            fn(b, 0, n_rows)
+        return
+    step = max(1, -(-n_rows // max(1, _SPLIT_PIECES // n)))
+    _run_shared(fn, [(b, r, min(n_rows, r + step)) for b in range(n)
+                     for r in range(0, n_rows, step)])
 
 
 # ----------------------------------------------------------------------------- gemm
@@ -420,29 +524,73 @@ def next_fast_len(n: int) -> int:
     return best
 
 
+def fft_tile(n_out: int, span: int) -> int:
+    """FFT length per tile along an axis with ``n_out`` outputs and kernel extent ``span``.
+
+    Overlap-save: a tile of length T gives ``T - span + 1`` outputs. Candidates are the
+    fast lengths from ``2*span`` up to one tile for the whole axis; the cost model is
+    ``tiles * T * (log2(T) + 6)`` (transforms plus a per-line overhead), which at equal
+    cost prefers the longer tile (fewer Python-level pieces).
+    """
+    whole = next_fast_len(n_out + span - 1)
+    best, best_cost = whole, math.ceil(n_out / (whole - span + 1)) * whole * (
+        math.log2(whole) + 6)
+    t = next_fast_len(max(2 * span, 16))
+    while t < whole:
+        cost = math.ceil(n_out / (t - span + 1)) * t * (math.log2(t) + 6)
+        if cost < best_cost:
+            best, best_cost = t, cost
+        t = next_fast_len(t + 1)
+    return best
+
+
 def _conv_fft(xp, w, ho, wo, stride, dilation, groups):
+    """Overlap-save FFT convolution in tiles (see :func:`fft_tile`), tile rows in chunks
+    of at most :data:`FFT_CHUNK_BYTES` of spectra, the chunks on two threads."""
     n, c, hp, wp = xp.shape
     f, cg, kh, kw = w.shape
     fg = f // groups
     dh, dw = dilation
     sh, sw = stride
     span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    full_h, full_w = hp - span_h + 1, wp - span_w + 1  # stride-1 outputs
+    th, tw = fft_tile(full_h, span_h), fft_tile(full_w, span_w)
+    oh, ow = th - span_h + 1, tw - span_w + 1  # outputs per tile
+    na, nb = -(-full_h // oh), -(-full_w // ow)
+    # the input, zero-extended to whole tiles (the extension only feeds cut outputs)
+    xe = np.zeros((n, c, na * oh + span_h - 1, nb * ow + span_w - 1), xp.dtype)
+    xe[:, :, :hp, :wp] = xp
     kd = np.zeros((f, cg, span_h, span_w), xp.dtype)
     kd[..., ::dh, ::dw] = w
-    hf, wf = next_fast_len(hp), next_fast_len(wp)
-    xs = np.fft.rfft2(xp, s=(hf, wf))
-    ks = np.fft.rfft2(kd[..., ::-1, ::-1], s=(hf, wf))
-    if cg == 1 and f == c:
-        ys = xs * ks[:, 0][None]
-    else:
-        xs_g = xs.reshape(n, groups, cg, hf, wf // 2 + 1)
-        ks_g = ks.reshape(groups, fg, cg, hf, wf // 2 + 1)
-        ys = np.einsum("ngcyx,gfcyx->ngfyx", xs_g, ks_g).reshape(n, f, hf, wf // 2 + 1)
-    del xs
-    y = np.fft.irfft2(ys, s=(hf, wf))
-    y = y[..., span_h - 1:span_h - 1 + (ho - 1) * sh + 1:sh,
-          span_w - 1:span_w - 1 + (wo - 1) * sw + 1:sw]
-    return np.ascontiguousarray(y, dtype=xp.dtype)
+    ks = np.fft.rfft2(kd[..., ::-1, ::-1], s=(th, tw))  # (f, cg, th, tw//2+1)
+    depthwise = cg == 1 and f == c
+    full = np.empty((n, f, na * oh, nb * ow), xp.dtype)
+    spec_bytes = n * max(c, f) * nb * th * (tw // 2 + 1) * 2 * xp.itemsize
+    rows_per_chunk = max(1, FFT_CHUNK_BYTES // spec_bytes)
+    s0, s1, s2, s3 = xe.strides
+
+    def tile_rows(a0, a1):
+        tiles = as_strided(xe[:, :, a0 * oh:], (n, c, a1 - a0, nb, th, tw),
+                           (s0, s1, oh * s2, ow * s3, s2, s3), writeable=False)
+        xs = np.fft.rfft2(tiles)  # (n, c, rows, nb, th, tw//2+1)
+        if depthwise:
+            xs *= ks[None, :, :1, None]
+            ys = xs
+        else:
+            xs_g = xs.reshape((n, groups, cg) + xs.shape[2:])
+            ks_g = ks.reshape(groups, fg, cg, th, tw // 2 + 1)
+            ys = np.einsum("ngcabyx,gfcyx->ngfabyx", xs_g, ks_g).reshape(
+                (n, f) + xs.shape[2:])
+        y = np.fft.irfft2(ys, s=(th, tw))[..., span_h - 1:, span_w - 1:]
+        # (n, f, rows, nb, oh, ow) -> rows of tiles side by side
+        full[:, :, a0 * oh:a1 * oh] = y.transpose(0, 1, 2, 4, 3, 5).reshape(
+            n, f, (a1 - a0) * oh, nb * ow)
+
+    chunks = [(a, min(na, a + rows_per_chunk)) for a in range(0, na, rows_per_chunk)]
+    if len(chunks) == 1 and na > 1:  # split in two for the second thread
+        chunks = [(0, na // 2), (na // 2, na)]
+    _run_shared(tile_rows, chunks)
+    return np.ascontiguousarray(full[..., :(ho - 1) * sh + 1:sh, :(wo - 1) * sw + 1:sw])
 
 
 # ---------------------------------------------------------------------------- naive

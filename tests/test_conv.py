@@ -425,6 +425,73 @@ def test_direct_threaded_row_blocks(monkeypatch, layout, groups_kind):
                                                                           layout=layout))
 
 
+@pytest.mark.parametrize("groups_kind", ["1", "C", "2", "mult"])
+def test_fft_small_tiles_and_chunks(monkeypatch, groups_kind):
+    """Overlap-save with tiny tiles (many per axis, ragged last tile) and one tile row
+    per work item, on two threads: the same values as the naive loop."""
+    monkeypatch.setattr(conv_module, "fft_tile",
+                        lambda n_out, span: conv_module.next_fast_len(span + 2))
+    monkeypatch.setattr(conv_module, "FFT_CHUNK_BYTES", 1)
+    rng = np.random.default_rng(seed_of("fft tiles", groups_kind))
+    for trial in range(6):
+        case = random_case(rng, groups_kind=groups_kind, max_hw=13)
+        ref = conv2d_naive(case.x, case.weight, case.bias, **case.kwargs)
+        got = conv2d(case.x, case.weight, case.bias, method="fft", **case.kwargs)
+        assert_conv_close(got, ref, case.x, case.weight, case.describe(trial=trial))
+
+
+@pytest.mark.parametrize("n_out, span", [(1, 1), (7, 3), (512, 15), (1080, 15), (4096, 15),
+                                         (1920, 7), (5, 40)])
+def test_fft_tile_covers_the_kernel_and_is_fast_length(n_out, span):
+    t = conv_module.fft_tile(n_out, span)
+    assert t >= span and t == conv_module.next_fast_len(t)
+    assert t <= conv_module.next_fast_len(n_out + span - 1)  # never more than one tile
+
+
+@pytest.mark.parametrize("mode", PADDING_MODES)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("forced", ["none", "threads", "column_chunks"])
+def test_depthwise_rows_path_every_band(monkeypatch, mode, layout, forced):
+    """The depthwise stride-1 einsum path: interior read in place, the four border
+    bands from padded copies; kernels up to larger than the image, dilation, batches,
+    float32/float64, threads and column chunks forced by the tuning constants."""
+    if forced == "threads":
+        monkeypatch.setattr(conv_module, "THREAD_MIN_WORK", 0)
+    elif forced == "column_chunks":
+        monkeypatch.setattr(conv_module, "_EINSUM_WEIGHT_BYTES", 1)
+    rng = np.random.default_rng(seed_of("rows", mode, layout, forced))
+    for trial in range(12):
+        case = random_case(rng, mode=mode, groups_kind="C", stride=1, max_hw=9,
+                           channels=int(rng.integers(2, 5)), big_kernel_p=0.25)
+        assert conv_module._depthwise_rows_ok(case.x, case.weight, (1, 1),
+                                              case.kwargs["groups"])
+        # every channel its own kernel, and one kernel shared by all (its own loop)
+        shared = np.repeat(case.weight[:1], len(case.weight), axis=0)
+        for dtype, weight in ((np.float32, case.weight), (np.float64, case.weight),
+                              (np.float32, shared)):
+            xd = case.x.astype(dtype)
+            x = channels_last(xd) if layout == "channels_last" else xd
+            ref = conv2d_naive(xd, weight, case.bias, **case.kwargs)
+            got = conv2d(x, weight.astype(dtype), case.bias, method="direct", **case.kwargs)
+            assert got.dtype == dtype
+            assert_conv_close(got, ref, xd, weight, case.describe(
+                trial=trial, layout=layout, dtype=dtype.__name__,
+                shared=weight is shared), dtype=dtype)
+
+
+def test_depthwise_rows_path_nan_stays_local():
+    """A NaN pixel spoils exactly the outputs whose windows contain it."""
+    x = np.ones((1, 3, 9, 10), np.float32)
+    x[0, 1, 4, 5] = np.nan
+    w = np.ones((3, 1, 3, 3), np.float32)
+    y = conv2d(channels_last(x), w, groups=3, padding=1, method="direct")
+    bad = np.isnan(y)
+    expected = np.zeros_like(bad)
+    expected[0, 1, 3:6, 4:7] = True
+    assert np.array_equal(bad, expected)
+    assert np.all(y[~bad] > 0)
+
+
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 def test_direct_large_image_threads_match_scipy(layout):
     """A real-size RGB image (600x600, float32) takes the threaded direct path."""
