@@ -8,6 +8,11 @@ Timing rules (see bench/README.md):
 - the timed calls of the implementations compared in one case are interleaved
   round-robin, so slow drifts of the machine (and the multi-millisecond stalls of
   two-threaded libraries seen on these machines) hit every implementation alike;
+- with ``settle`` (the default), each timed call directly follows an untimed call of
+  the same implementation. Without it, a call would pay for the previous
+  implementation's leftovers: PyTorch's OpenMP threads keep spinning for a few
+  milliseconds after each call, which took one of the two cores from whatever ran
+  next (measured: our 1080p 3x3 conv 8.7 ms alone, 11.8-15 ms right after torch);
 - the garbage collector is off while timing; the figure reported is the median.
 """
 
@@ -48,7 +53,8 @@ class Timing:
 
 def time_interleaved(fns: dict[str, Callable[[], object]], repeat: int,
                      budget_s: float = 8.0,
-                     warmed: dict[str, float] | None = None) -> dict[str, Timing]:
+                     warmed: dict[str, float] | None = None,
+                     settle: bool = True) -> dict[str, Timing]:
     """Warm up each callable once, then time them round-robin; see the module docstring.
 
     ``warmed`` maps names of callables that were just called (e.g. to check their
@@ -74,6 +80,8 @@ def time_interleaved(fns: dict[str, Callable[[], object]], repeat: int,
             for name, fn in fns.items():
                 if r >= counts[name]:
                     continue
+                if settle:
+                    fn()
                 t0 = time.perf_counter()
                 fn()
                 out[name].samples.append(time.perf_counter() - t0)

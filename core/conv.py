@@ -215,8 +215,7 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
         method = choose_method(c, f, groups, kh, kw)
     if method == "direct" and _depthwise_rows_ok(x4, w, stride, groups):
         y = _conv_depthwise_rows(x4, w, pads, padding_mode, cval, ho, wo, dilation)
-        if b is not None:
-            y += b[None, :, None, None]
+        _add_bias(y, b)
         return y[0] if squeeze else y
     xp = pad2d(x4, pads, padding_mode, cval)
     if method == "direct":
@@ -231,9 +230,23 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
     else:
         # a Fourier transform would spread a NaN/inf over the whole output
         y = _conv_direct(xp, w, ho, wo, stride, dilation, groups)
-    if b is not None:
-        y += b[None, :, None, None]
+    _add_bias(y, b)
     return y[0] if squeeze else y
+
+
+def _add_bias(y: np.ndarray, b) -> None:
+    """``y += b`` per filter, in place, along whole rows of ``y``'s memory."""
+    if b is None or not np.any(b):
+        return  # adding zeros changes nothing (but the sign of a -0.0)
+    n, f, ho, wo = y.shape
+    yl = y.transpose(0, 2, 3, 1)
+    if f > 1 and yl.flags.c_contiguous:
+        # channels-last: broadcasting b over (N, F, H, W) would run an inner loop of
+        # F elements per pixel (7x slower at 1080p RGB); add b tiled along each row
+        rows = yl.reshape(n, ho, wo * f)
+        rows += np.tile(b, wo)
+    else:
+        y += b[None, :, None, None]
 
 
 # --------------------------------------------------------------------------- direct
