@@ -59,6 +59,12 @@ THREAD_MIN_WORK = 4_000_000
 _BLOCK_ELEMS = 1 << 18  # 1 MiB of float32 per scratch block (measured best, bench/)
 #: row ranges per threaded call of the einsum path (taken by whichever thread is free)
 _SPLIT_PIECES = 8
+#: use the low-rank path when r*(kh+kw) taps are at most this share of kh*kw
+#: (bench: at 1920x1080 RGB, rank 1 5x5 10 vs 20 ms, 7x7 14 vs 31, 15x15 26 vs 99 (FFT);
+#: rank 2 9x9 (0.44) 34 vs 43-52; rank 2 7x7 (0.57) 30 vs 35; rank 1 3x3 (0.67) no gain)
+SEPARABLE_MAX_COST = 0.45
+#: scratch elements per row range of the low-rank path (stays in the 1 MiB L2 cache)
+_LOW_RANK_BLOCK_ELEMS = 1 << 17
 #: cap on the tiled weights of the einsum path (columns are done in chunks beyond it)
 _EINSUM_WEIGHT_BYTES = 8 << 20
 
@@ -211,10 +217,17 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
         w = w[..., ::-1, ::-1]
     n, c = x4.shape[:2]
     f, _, kh, kw = w.shape
+    rows_ok = _depthwise_rows_ok(x4, w, stride, groups)
+    factors = _cheap_low_rank(w, dtype) if rows_ok and method in ("auto", "direct") else None
     if method == "auto":
-        method = choose_method(c, f, groups, kh, kw)
-    if method == "direct" and _depthwise_rows_ok(x4, w, stride, groups):
-        y = _conv_depthwise_rows(x4, w, pads, padding_mode, cval, ho, wo, dilation)
+        # a low-rank kernel (a 15x15 Gaussian) is cheapest as 1-D passes, even when large
+        method = "direct" if factors is not None else choose_method(c, f, groups, kh, kw)
+    if method == "direct" and rows_ok:
+        if factors is not None:
+            y = _conv_depthwise_low_rank(x4, factors, pads, padding_mode, cval, ho, wo,
+                                         dilation)
+        else:
+            y = _conv_depthwise_rows(x4, w, pads, padding_mode, cval, ho, wo, dilation)
         _add_bias(y, b)
         return y[0] if squeeze else y
     xp = pad2d(x4, pads, padding_mode, cval)
@@ -428,14 +441,89 @@ def _conv_depthwise_rows(x4, w, pads, mode, cval, ho, wo, dilation):
     return outl.transpose(0, 3, 1, 2)
 
 
-def _run_split(fn, n: int, n_rows: int, work: int):
+def _low_rank_factors(k: np.ndarray, dtype):
+    """Exact low-rank factors of per-channel kernels ``k`` (C, kh, kw), or None.
+
+    Returns ``(u, v)`` of shapes (C, r, kh) and (C, r, kw) with
+    ``k[c] == sum_m outer(u[c, m], v[c, m])`` up to float rounding of ``dtype`` (the
+    reconstruction is checked), r the largest rank over the channels. Separable kernels
+    (box, Gaussian, Sobel, ...) have r = 1.
+    """
+    c, kh, kw = k.shape
+    if min(kh, kw) < 2:
+        return None
+    k64 = k.astype(np.float64)
+    u, sv, vt = np.linalg.svd(k64)
+    scale = np.abs(k64).sum(axis=(1, 2)).max()
+    if scale == 0:
+        return None
+    eps = np.finfo(dtype).eps
+    r = int(max(1, (sv > sv[:, :1] * (8 * eps * max(kh, kw))).sum(axis=1).max()))
+    if r == min(kh, kw):
+        return None
+    uf = u[:, :, :r] * sv[:, None, :r]  # (C, kh, r)
+    vf = vt[:, :r, :]  # (C, r, kw)
+    if np.abs(np.einsum("chm,cmw->chw", uf, vf) - k64).max() > 4 * eps * scale:
+        return None
+    return uf.transpose(0, 2, 1).astype(dtype), vf.astype(dtype)
+
+
+def _cheap_low_rank(w, dtype):
+    """Low-rank factors of depthwise kernels ``w`` (C, 1, kh, kw) when the 1-D passes
+    (``r*(kh + kw)`` taps) cost at most :data:`SEPARABLE_MAX_COST` of the 2-D ones."""
+    kh, kw = w.shape[2:]
+    factors = _low_rank_factors(w[:, 0], dtype)
+    if factors is None or factors[0].shape[1] * (kh + kw) > SEPARABLE_MAX_COST * kh * kw:
+        return None
+    return factors
+
+
+def _conv_depthwise_low_rank(x4, factors, pads, mode, cval, ho, wo, dilation):
+    """Depthwise, stride 1, a rank-r kernel per channel: r horizontal 1-D passes, then r
+    vertical ones, ``r*(kh + kw)`` taps per pixel instead of ``kh*kw`` (a 15x15 Gaussian:
+    30 instead of 225). Each row range is filtered horizontally into a scratch block
+    that the vertical pass reads while it is still in cache. Channels-last result."""
+    u, v = factors  # (C, r, kh), (C, r, kw)
+    n, c = x4.shape[:2]
+    r, kh, kw = u.shape[1], u.shape[2], v.shape[2]
+    dh, dw = dilation
+    span_h = dh * (kh - 1) + 1
+    xl = pad2d(x4, pads, mode, cval).transpose(0, 2, 3, 1)
+    if not xl.flags.c_contiguous:
+        xl = np.ascontiguousarray(xl)
+    hp = xl.shape[1]
+    x2 = xl.reshape(n, hp, -1)
+    outl = np.empty((n, ho, wo, c), x4.dtype)
+    o2 = outl.reshape(n, ho, wo * c)
+    row = wo * c
+    vt = np.tile(v.transpose(1, 2, 0), (1, 1, wo))  # (r, kw, row)
+    ut = np.tile(u.transpose(1, 2, 0), (1, 1, wo))  # (r, kh, row)
+    _, sr, se = x2.strides
+
+    def rows(b, a, z):
+        hb = z - a + span_h - 1
+        hv = as_strided(x2[b, a:a + hb], (hb, kw, row), (sr, se * c * dw, se), writeable=False)
+        tmp = np.einsum("rje,mje->mre", hv, vt)  # (r, hb, row)
+        t0, t1, t2 = tmp.strides
+        vv = as_strided(tmp, (r, z - a, kh, row), (t0, t1, t1 * dh, t2), writeable=False)
+        np.einsum("mrie,mie->re", vv, ut, out=o2[b, a:z])
+
+    _run_split(rows, n, ho, n * c * ho * wo * r * (kh + kw),
+               max_rows=max(8, _LOW_RANK_BLOCK_ELEMS // max(1, r * row)))
+    return outl.transpose(0, 3, 1, 2)
+
+
+def _run_split(fn, n: int, n_rows: int, work: int, max_rows: int | None = None):
     """Call ``fn(image, r0, r1)`` over all rows of ``n`` images: at once when the work is
-    small, else in about :data:`_SPLIT_PIECES` row ranges on two threads."""
+    small, else in about :data:`_SPLIT_PIECES` row ranges on two threads; ranges of at
+    most ``max_rows`` rows either way."""
+    step = n_rows if work < THREAD_MIN_WORK else -(-n_rows // max(1, _SPLIT_PIECES // n))
+    step = max(1, min(step, max_rows or n_rows))
     if work < THREAD_MIN_WORK:
         for b in range(n):
-            fn(b, 0, n_rows)
+            for r in range(0, n_rows, step):
+                fn(b, r, min(n_rows, r + step))
         return
-    step = max(1, -(-n_rows // max(1, _SPLIT_PIECES // n)))
     _run_shared(fn, [(b, r, min(n_rows, r + step)) for b in range(n)
                      for r in range(0, n_rows, step)])
 

@@ -479,6 +479,55 @@ def test_depthwise_rows_path_every_band(monkeypatch, mode, layout, forced):
                 shared=weight is shared), dtype=dtype)
 
 
+@pytest.mark.parametrize("mode", PADDING_MODES)
+@pytest.mark.parametrize("rank", [1, 2])
+@pytest.mark.parametrize("forced", ["none", "threads"])
+def test_depthwise_low_rank_path(monkeypatch, mode, rank, forced):
+    """Kernels of rank 1 (separable) or 2 go through horizontal then vertical 1-D passes:
+    same values as the naive loop, for every padding mode, dilation, non-square and
+    larger-than-image kernels, batches, float32 and float64, small row ranges."""
+    monkeypatch.setattr(conv_module, "_LOW_RANK_BLOCK_ELEMS", 1)  # 8-row ranges
+    monkeypatch.setattr(conv_module, "SEPARABLE_MAX_COST", 1.0)  # whenever rank < size
+    if forced == "threads":
+        monkeypatch.setattr(conv_module, "THREAD_MIN_WORK", 0)
+    rng = np.random.default_rng(seed_of("low rank", mode, str(rank), forced))
+    used = 0
+    for trial in range(8):
+        kh, kw = (int(v) for v in rng.integers(5, 9, 2))
+        case = random_case(rng, mode=mode, groups_kind="C", stride=1, max_hw=11,
+                           channels=int(rng.integers(2, 4)), kernel=(kh, kw))
+        c = case.weight.shape[0]
+        weight = np.einsum("cmh,cmw->chw", rng.standard_normal((c, rank, kh)),
+                           rng.standard_normal((c, rank, kw)))[:, None]
+        for dtype in (np.float32, np.float64):
+            factors = conv_module._cheap_low_rank(weight, dtype)
+            assert factors is not None and factors[0].shape[1] == rank
+            used += 1
+            xd = case.x.astype(dtype)
+            ref = conv2d_naive(xd, weight, case.bias, **case.kwargs)
+            got = conv2d(channels_last(xd), weight.astype(dtype), case.bias, method="direct",
+                         **case.kwargs)
+            assert got.dtype == dtype
+            assert_conv_close(got, ref, xd, weight, case.describe(trial=trial, rank=rank),
+                              dtype=dtype)
+    assert used == 16
+
+
+def test_low_rank_factors_only_for_exact_low_rank():
+    rng = np.random.default_rng(7)
+    full = rng.standard_normal((3, 5, 5))
+    assert conv_module._low_rank_factors(full, np.float32) is None
+    gauss = np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]) / 256.0
+    u, v = conv_module._low_rank_factors(np.stack([gauss, 2 * gauss]), np.float64)
+    assert u.shape == (2, 1, 5) and v.shape == (2, 1, 5)
+    np.testing.assert_allclose(np.einsum("cmh,cmw->chw", u, v)[1], 2 * gauss, atol=1e-15)
+    # nearly rank 1 (a perturbation far above float rounding) is not treated as rank 1
+    nearly = gauss + 1e-4 * rng.standard_normal((5, 5))
+    assert conv_module._low_rank_factors(nearly[None], np.float32) is None
+    assert conv_module._low_rank_factors(np.zeros((1, 3, 3)), np.float32) is None
+    assert conv_module._low_rank_factors(np.ones((1, 1, 7)), np.float32) is None
+
+
 def test_depthwise_rows_path_nan_stays_local():
     """A NaN pixel spoils exactly the outputs whose windows contain it."""
     x = np.ones((1, 3, 9, 10), np.float32)
@@ -945,3 +994,20 @@ def test_backward_grad_out_wrong_shape(g_shape):
         conv2d_backward(np.ones(g_shape), X, W)
     with pytest.raises(ValueError, match="grad_out must have shape"):
         conv2d_backward(np.ones((1, 2, 3, 3)), X[0], W)
+
+
+def test_auto_takes_one_d_passes_for_a_large_separable_kernel(monkeypatch):
+    """A 15x15 Gaussian per channel: auto uses the low-rank direct path, not the FFT."""
+    calls = []
+    real = conv_module._conv_depthwise_low_rank
+    monkeypatch.setattr(conv_module, "_conv_depthwise_low_rank",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    g = np.exp(-0.5 * ((np.arange(15) - 7) / 3.0) ** 2)
+    w = np.repeat((np.outer(g, g) / np.outer(g, g).sum())[None, None], 3, axis=0)
+    x = np.random.default_rng(3).random((1, 3, 40, 50)).astype(np.float32)
+    got = conv2d(channels_last(x), w.astype(np.float32), groups=3, padding="same",
+                 padding_mode="reflect")
+    assert calls == [1]
+    ref = conv2d_naive(x.astype(np.float64), w, groups=3, padding="same",
+                       padding_mode="reflect")
+    np.testing.assert_allclose(got, ref, atol=1e-5)
