@@ -56,6 +56,7 @@ CONV_TARGET = 1.0  # geometric mean of ours/torch over the conv grid
 PIPELINE_TARGET_MS = 40.0  # 3x3 conv + ReLU + 2x2 max pool on 1920x1080 RGB
 SIZE_ALIASES = {"1080p": (1080, 1920), "720p": (720, 1280), "4k": (2160, 3840)}
 OUR_METHODS = ("direct", "fft", "gemm")
+SEPARABLE_KERNELS = (5, 7, 15)
 POOL_CASES = ((2, 2, "max"), (2, 2, "avg"), (3, 2, "max"), (3, 2, "avg"))
 
 
@@ -202,6 +203,13 @@ def make_kernel(k: int, seed: int) -> np.ndarray:
     return (rng.standard_normal((3, 1, k, k)) / k).astype(np.float32)
 
 
+def make_gaussian(k: int, seed: int) -> np.ndarray:
+    """A K x K Gaussian blur (sigma = K/6) per channel: separable, like the blur presets."""
+    g = np.exp(-0.5 * ((np.arange(k) - (k - 1) / 2) / (k / 6)) ** 2)
+    g2 = np.outer(g, g)
+    return np.repeat((g2 / g2.sum())[None, None], 3, axis=0).astype(np.float32)
+
+
 def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     if a.shape != b.shape:
         return float("inf")
@@ -240,12 +248,12 @@ def torch_to_hwc(yt) -> np.ndarray:
 # ---------------------------------------------------------------------------- conv
 
 
-def conv_case(img, planes, hw, k, args, warnings, notes):
+def conv_case(img, planes, hw, k, args, warnings, notes, kernel=make_kernel):
     """Time one (size, K) case; return its JSON record."""
     h, w = hw
-    wgt = make_kernel(k, args.seed)
+    wgt = kernel(k, args.seed)
     x = img.transpose(2, 0, 1)[None]  # channels-last (1, 3, H, W) view
-    method = core_conv.choose_method(3, 3, 3, k, k)
+    method = core_conv.auto_method(x, wgt, groups=3)
     label = size_label(hw)
 
     fns = {"ours": lambda: core_conv.conv2d(x, wgt, padding="same", groups=3)}
@@ -357,6 +365,24 @@ def run_conv(images, args, warnings, notes):
             records.append(rec)
             table.row(conv_row(rec, args.methods))
     print()
+    return records
+
+
+def run_separable(images, args, warnings, notes):
+    """For information (not in the target): Gaussian blurs, which are separable; ours
+    then runs 1-D passes, the references run their general 2-D convolution."""
+    hw = SIZE_ALIASES["1080p"] if SIZE_ALIASES["1080p"] in images else next(iter(images))
+    print(f"Separable kernels, for information (not part of the target): K x K Gaussian "
+          f"blur per channel, {size_label(hw)}, otherwise as above")
+    table = StreamTable(conv_columns(False))
+    table.header()
+    records = []
+    img, planes = images[hw]
+    for k in SEPARABLE_KERNELS:
+        rec = conv_case(img, planes, hw, k, args, warnings, notes, kernel=make_gaussian)
+        records.append(rec)
+        table.row(conv_row(rec, False))
+    print(f"  geomean ours/torch: {fmt_ratio(geomean(r['ratio_torch'] for r in records))}\n")
     return records
 
 
@@ -634,6 +660,7 @@ def main(argv=None) -> int:
     conv_records = run_conv(images, args, warnings, notes)
     summary = conv_summary(conv_records)
     print_conv_summary(summary, conv_records, args.methods)
+    sep_records = run_separable(images, args, warnings, notes) if not args.quick else []
     pool_records, pool_gm = run_pool(images, args, warnings, notes)
     del images
     pipeline = run_pipeline(args, warnings, notes)
@@ -660,7 +687,7 @@ def main(argv=None) -> int:
                           "budget_s": args.budget, "quick": args.quick,
                           "methods": args.methods, "seed": args.seed, "tolerance": TOL},
                "conv": conv_records, "conv_geomean_ours_over_torch": summary,
-               "conv_target": CONV_TARGET, "pool": pool_records,
+               "conv_target": CONV_TARGET, "separable": sep_records, "pool": pool_records,
                "pool_geomean_ours_over_torch": pool_gm, "pipeline": pipeline,
                "pipeline_target_ms": PIPELINE_TARGET_MS, "warnings": warnings,
                "notes": notes, "elapsed_s": elapsed}

@@ -159,6 +159,15 @@ def choose_method(c, f, groups, kh, kw) -> str:
     return "gemm"
 
 
+def auto_method(x, weight, *, stride=1, groups=1) -> str:
+    """The method ``conv2d(x, weight, stride=stride, groups=groups)`` picks ("auto")."""
+    x4, w, _, _, dtype = _prepare(x, weight, None, groups)
+    if _depthwise_rows_ok(x4, w, pair(stride, "stride"), groups) and _cheap_low_rank(
+            w, dtype) is not None:
+        return "direct"
+    return choose_method(x4.shape[1], w.shape[0], groups, *w.shape[2:])
+
+
 def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
            padding_mode="zeros", cval=0.0, flip=False, method="auto", workspace=None):
     """2-D cross-correlation with PyTorch's ``conv2d`` semantics.
@@ -388,31 +397,7 @@ def _conv_depthwise_rows(x4, w, pads, mode, cval, ho, wo, dilation):
     r1 = max(r0, ho - pb)
     c0 = min(pl, wo)
     c1 = max(c0, wo - pr)
-    # Columns per einsum call: whole rows unless the tiled weights would pass
-    # _EINSUM_WEIGHT_BYTES (huge kernel on a wide image).
-    shared = bool(np.all(w[1:] == w[:1]))  # one kernel for every channel (a common case)
-    if shared:
-        # one scalar per tap: einsum's scalar-times-row loop reads two streams, not three
-        cols = wo
-        wt = np.ascontiguousarray(w[0, 0])  # (kh, kw)
-    else:
-        cols = max(1, min(wo, _EINSUM_WEIGHT_BYTES // (kh * kw * c * x4.itemsize)))
-        wt = np.tile(w[:, 0].transpose(1, 2, 0), (1, 1, cols))  # (kh, kw, cols*c)
-
-    def taps(src, dst):
-        """dst[r, e] = sum_ij src[r + i*dh, e + j*dw*c] * wt[i, j, e], by column chunks."""
-        rows, e_all = dst.shape
-        if src.shape[0] < rows + span_h - 1 or src.shape[1] < e_all + (span_w - 1) * c:
-            raise AssertionError("window view would leave its source")  # never: a guard
-        sr, se = src.strides
-        for q in range(0, e_all, cols * c):
-            e = min(cols * c, e_all - q)
-            v = as_strided(src[:, q:], (rows, kh, kw, e), (sr, sr * dh, se * c * dw, se),
-                           writeable=False)
-            if shared:
-                np.einsum("rije,ij->re", v, wt, out=dst[:, q:q + e])
-            else:
-                np.einsum("rije,ije->re", v, wt[..., :e], out=dst[:, q:q + e])
+    taps = _TapRows(w[:, 0], wo, dilation)
 
     if r1 > r0 and c1 > c0:
         x2 = xl.reshape(n, h, wd * c)
@@ -422,9 +407,12 @@ def _conv_depthwise_rows(x4, w, pads, mode, cval, ho, wo, dilation):
                  o2[b, r0 + a:r0 + z, c0 * c:c1 * c])
 
         _run_split(interior, n, r1 - r0, n * c * (r1 - r0) * (c1 - c0) * kh * kw)
+    # Border bands from padded copies. The left and right bands are a few columns wide:
+    # they are transposed first, so that einsum's rows are long there too.
     rmap = padding_index(h, pt, pb, mode)
     cmap = padding_index(wd, pl, pr, mode)
     value = cval if mode == "constant" else 0.0
+    taps_t = None
     for ra, rb, ca, cb in ((0, r0, 0, wo), (r1, ho, 0, wo), (r0, r1, 0, c0),
                            (r0, r1, c1, wo)):
         if ra >= rb or ca >= cb:
@@ -435,10 +423,61 @@ def _conv_depthwise_rows(x4, w, pads, mode, cval, ho, wo, dilation):
         if mode in ("zeros", "constant"):
             block[:, ri < 0] = value
             block[:, :, ci < 0] = value
-        b2 = block.reshape(n, block.shape[1], -1)
+        if ra == 0 or ra == r1:  # top / bottom: full-width rows
+            b2 = block.reshape(n, block.shape[1], -1)
+            for b in range(n):
+                taps(b2[b], o2[b, ra:rb, ca * c:cb * c])
+            continue
+        if taps_t is None:
+            taps_t = _TapRows(w[:, 0].transpose(0, 2, 1), r1 - r0, (dw, dh))
+        bt = np.ascontiguousarray(block.transpose(0, 2, 1, 3))  # (n, cols, rows, c)
+        bt2 = bt.reshape(n, bt.shape[1], -1)
+        yt = np.empty((cb - ca, (rb - ra) * c), x4.dtype)
         for b in range(n):
-            taps(b2[b], o2[b, ra:rb, ca * c:cb * c])
+            taps_t(bt2[b], yt)
+            outl[b, ra:rb, ca:cb] = yt.reshape(cb - ca, rb - ra, c).transpose(1, 0, 2)
     return outl.transpose(0, 3, 1, 2)
+
+
+class _TapRows:
+    """``dst[r, e] = sum_ij src[r + i*dh, e + j*dw*C] * w[e % C, i, j]`` for 2-D row views
+    of channels-last data (rows of W*C values): one einsum call per column chunk.
+
+    The weights are tiled along the row (``(kh, kw, cols*C)``, at most
+    :data:`_EINSUM_WEIGHT_BYTES`; longer rows go in chunks), or kept as one scalar per
+    tap when every channel has the same kernel: einsum's scalar-times-row loop reads
+    two streams instead of three (25% faster).
+    """
+
+    def __init__(self, k: np.ndarray, max_cols: int, dilation):
+        c, kh, kw = k.shape
+        self.c, self.kh, self.kw = c, kh, kw
+        self.dh, self.dw = dilation
+        self.shared = bool(np.all(k[1:] == k[:1]))
+        if self.shared:
+            self.chunk = None
+            self.w = np.ascontiguousarray(k[0])  # (kh, kw)
+        else:
+            cols = max(1, min(max_cols, _EINSUM_WEIGHT_BYTES // (kh * kw * c * k.itemsize)))
+            self.chunk = cols * c
+            self.w = np.tile(k.transpose(1, 2, 0), (1, 1, cols))  # (kh, kw, cols*c)
+
+    def __call__(self, src: np.ndarray, dst: np.ndarray) -> None:
+        kh, kw, c = self.kh, self.kw, self.c
+        rows, e_all = dst.shape
+        if (src.shape[0] < rows + self.dh * (kh - 1)
+                or src.shape[1] < e_all + self.dw * (kw - 1) * c):
+            raise AssertionError("window view would leave its source")  # never: a guard
+        sr, se = src.strides
+        step = self.chunk or e_all
+        for q in range(0, e_all, step):
+            e = min(step, e_all - q)
+            v = as_strided(src[:, q:], (rows, kh, kw, e),
+                           (sr, sr * self.dh, se * c * self.dw, se), writeable=False)
+            if self.shared:
+                np.einsum("rije,ij->re", v, self.w, out=dst[:, q:q + e])
+            else:
+                np.einsum("rije,ije->re", v, self.w[..., :e], out=dst[:, q:q + e])
 
 
 def _low_rank_factors(k: np.ndarray, dtype):
@@ -472,6 +511,8 @@ def _cheap_low_rank(w, dtype):
     """Low-rank factors of depthwise kernels ``w`` (C, 1, kh, kw) when the 1-D passes
     (``r*(kh + kw)`` taps) cost at most :data:`SEPARABLE_MAX_COST` of the 2-D ones."""
     kh, kw = w.shape[2:]
+    if kh + kw > SEPARABLE_MAX_COST * kh * kw:  # even rank 1 would not pay (3x3)
+        return None
     factors = _low_rank_factors(w[:, 0], dtype)
     if factors is None or factors[0].shape[1] * (kh + kw) > SEPARABLE_MAX_COST * kh * kw:
         return None

@@ -1011,3 +1011,14 @@ def test_auto_takes_one_d_passes_for_a_large_separable_kernel(monkeypatch):
     ref = conv2d_naive(x.astype(np.float64), w, groups=3, padding="same",
                        padding_mode="reflect")
     np.testing.assert_allclose(got, ref, atol=1e-5)
+
+
+def test_auto_method_names_what_conv2d_uses():
+    rng = np.random.default_rng(4)
+    x = rng.random((1, 3, 20, 20)).astype(np.float32)
+    g = np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1])[None, None] / 256.0
+    assert conv_module.auto_method(x, np.repeat(g, 3, axis=0), groups=3) == "direct"
+    full = rng.standard_normal((3, 1, 15, 15))
+    assert conv_module.auto_method(x, full, groups=3) == "fft"
+    assert conv_module.auto_method(x, full[:, :, :3, :3], groups=3) == "direct"
+    assert conv_module.auto_method(x, rng.standard_normal((32, 3, 3, 3))) == "gemm"
