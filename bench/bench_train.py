@@ -71,6 +71,9 @@ def parse_args(argv=None):
     p.add_argument("--data", default=str(DEFAULT_DATA),
                    help=f"folder with the four MNIST IDX files (default {DEFAULT_DATA})")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--settle", action=argparse.BooleanOptionalAction, default=True,
+                   help="each timed step follows an untimed step of the same "
+                        "implementation (default: yes; see bench/_timing.py)")
     a = p.parse_args(argv)
     if a.batches < 1 or a.warmup < 0 or a.epochs < 0:
         p.error("--batches must be >= 1, --warmup and --epochs >= 0")
@@ -300,7 +303,7 @@ def main(argv=None) -> int:
     for _ in range(args.warmup):
         for fn in fns.values():
             fn()
-    timings = time_interleaved(fns, repeat=args.batches, budget_s=600.0)
+    timings = time_interleaved(fns, repeat=args.batches, budget_s=600.0, settle=args.settle)
     print(f"\n== Training step (forward + backward + Adam step), {args.batches} steps each after "
           f"{args.warmup} warm-up, interleaved; median")
     best_torch = None
