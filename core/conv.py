@@ -43,7 +43,8 @@ from numpy.lib.stride_tricks import as_strided
 from .geometry import conv_geometry, pair
 from .padding import check_extent, check_mode, pad2d, pad2d_adjoint, padding_index
 
-__all__ = ["conv2d", "conv2d_naive", "conv2d_backward", "CONV_METHODS"]
+__all__ = ["conv2d", "conv2d_naive", "conv2d_backward", "auto_method", "choose_method",
+           "CONV_METHODS"]
 
 CONV_METHODS = ("auto", "direct", "gemm", "fft")
 GEMM_CHUNK_BYTES = 64 << 20
