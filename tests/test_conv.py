@@ -1022,3 +1022,56 @@ def test_auto_method_names_what_conv2d_uses():
     assert conv_module.auto_method(x, full, groups=3) == "fft"
     assert conv_module.auto_method(x, full[:, :, :3, :3], groups=3) == "direct"
     assert conv_module.auto_method(x, rng.standard_normal((32, 3, 3, 3))) == "gemm"
+
+
+@pytest.mark.parametrize("strips", [2, 3, 4])
+@pytest.mark.parametrize("forced", ["none", "threads"])
+def test_single_channel_strips_path(monkeypatch, strips, forced):
+    """One channel and one filter at stride 1: strips stacked as channels for the einsum
+    path, for every mode, dilation, kernel shape and row count (ragged last strip)."""
+    monkeypatch.setattr(conv_module, "_STRIPS", strips)
+    monkeypatch.setattr(conv_module, "_STRIPS_MIN_TAPS", 0)
+    monkeypatch.setattr(conv_module, "_STRIPS_MIN_PIXELS", 0)
+    if forced == "threads":
+        monkeypatch.setattr(conv_module, "THREAD_MIN_WORK", 0)
+    calls = []
+    real = conv_module._conv_single_strips
+    monkeypatch.setattr(conv_module, "_conv_single_strips",
+                        lambda *a: calls.append(1) or real(*a))
+    rng = np.random.default_rng(seed_of("strips", str(strips), forced))
+    tried = 0
+    for trial in range(30):
+        case = random_case(rng, groups_kind="1", stride=1, channels=1, max_hw=25)
+        if case.weight.shape[0] != 1:
+            continue
+        ho = None
+        for dtype in (np.float32, np.float64):
+            xd = case.x.astype(dtype)
+            ref = conv2d_naive(xd, case.weight, case.bias, **case.kwargs)
+            got = conv2d(xd, case.weight.astype(dtype), case.bias, method="direct",
+                         **case.kwargs)
+            assert got.dtype == dtype
+            assert_conv_close(got, ref, xd, case.weight, case.describe(trial=trial),
+                              dtype=dtype)
+            ho = ref.shape[2]
+        tried += ho >= 2 * strips
+    assert tried >= 5 and len(calls) == 2 * tried
+
+
+def test_single_channel_strips_only_where_it_pays(monkeypatch):
+    """The strips path is taken for a big image and a 5x5 kernel, not for a 3x3 (slower
+    stacked) nor for a batch of small images (a Python call per image)."""
+    calls = []
+    real = conv_module._conv_single_strips
+    monkeypatch.setattr(conv_module, "_conv_single_strips",
+                        lambda *a: calls.append(a[0].shape) or real(*a))
+    rng = np.random.default_rng(5)
+    big = rng.random((1, 1, 260, 260), dtype=np.float32)
+    w5 = rng.standard_normal((1, 1, 5, 5)).astype(np.float32)
+    w3 = rng.standard_normal((1, 1, 3, 3)).astype(np.float32)
+    small = rng.random((50, 1, 20, 20), dtype=np.float32)
+    for x, w in ((big, w5), (big, w3), (small, w5)):
+        got = conv2d(x, w, padding=1, method="direct")
+        ref = conv2d_naive(x.astype(np.float64), w.astype(np.float64), None, padding=1)
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+    assert len(calls) == 1 and calls[0][0] == 1
