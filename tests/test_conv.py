@@ -455,6 +455,7 @@ def test_depthwise_rows_path_every_band(monkeypatch, mode, layout, forced):
     """The depthwise stride-1 einsum path: interior read in place, the four border
     bands from padded copies; kernels up to larger than the image, dilation, batches,
     float32/float64, threads and column chunks forced by the tuning constants."""
+    monkeypatch.setattr(conv_module, "_ROWS_MIN_IMAGE_WORK", 0)  # small batches too
     if forced == "threads":
         monkeypatch.setattr(conv_module, "THREAD_MIN_WORK", 0)
     elif forced == "column_chunks":
@@ -481,15 +482,22 @@ def test_depthwise_rows_path_every_band(monkeypatch, mode, layout, forced):
 
 @pytest.mark.parametrize("mode", PADDING_MODES)
 @pytest.mark.parametrize("rank", [1, 2])
-@pytest.mark.parametrize("forced", ["none", "threads"])
+@pytest.mark.parametrize("forced", ["none", "threads", "column_chunks"])
 def test_depthwise_low_rank_path(monkeypatch, mode, rank, forced):
     """Kernels of rank 1 (separable) or 2 go through horizontal then vertical 1-D passes:
     same values as the naive loop, for every padding mode, dilation, non-square and
     larger-than-image kernels, batches, float32 and float64, small row ranges."""
     monkeypatch.setattr(conv_module, "_LOW_RANK_BLOCK_ELEMS", 1)  # 8-row ranges
     monkeypatch.setattr(conv_module, "SEPARABLE_MAX_COST", 1.0)  # whenever rank < size
+    monkeypatch.setattr(conv_module, "_ROWS_MIN_IMAGE_WORK", 0)  # small batches too
     if forced == "threads":
         monkeypatch.setattr(conv_module, "THREAD_MIN_WORK", 0)
+    elif forced == "column_chunks":
+        monkeypatch.setattr(conv_module, "_EINSUM_WEIGHT_BYTES", 1)
+    calls = []
+    real = conv_module._conv_depthwise_low_rank
+    monkeypatch.setattr(conv_module, "_conv_depthwise_low_rank",
+                        lambda *a: calls.append(1) or real(*a))
     rng = np.random.default_rng(seed_of("low rank", mode, str(rank), forced))
     used = 0
     for trial in range(8):
@@ -510,7 +518,7 @@ def test_depthwise_low_rank_path(monkeypatch, mode, rank, forced):
             assert got.dtype == dtype
             assert_conv_close(got, ref, xd, weight, case.describe(trial=trial, rank=rank),
                               dtype=dtype)
-    assert used == 16
+    assert used == 16 and len(calls) == 16
 
 
 def test_low_rank_factors_only_for_exact_low_rank():
@@ -1075,3 +1083,120 @@ def test_single_channel_strips_only_where_it_pays(monkeypatch):
         ref = conv2d_naive(x.astype(np.float64), w.astype(np.float64), None, padding=1)
         np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
     assert len(calls) == 1 and calls[0][0] == 1
+
+
+def test_nearly_low_rank_kernel_is_not_rounded_to_low_rank():
+    """Review regression: rank 1 plus 1e-5 of a second term. Against a vertical ramp the
+    rank-1 part cancels, so dropping the small term left 2.8e-08 where the answer is
+    1.27e-04. The per-channel check keeps the second term (or refuses the factors)."""
+    g = np.exp(-np.linspace(-2, 2, 15) ** 2)
+    d = np.linspace(-1, 1, 15)
+    k = np.outer(g, d) + 1e-5 * np.outer(d, g)
+    w = np.stack([k, 2 * k])[:, None].astype(np.float32)
+    x = np.repeat((np.arange(40, dtype=np.float32)[:, None] / 40 + 0 * np.arange(40))[None],
+                  2, axis=0)[None]
+    ref = conv2d_naive(x.astype(np.float64), w.astype(np.float64), groups=2)
+    assert abs(ref[0, 0, 10, 10]) > 5e-5
+    for method in ("auto", "direct"):
+        got = conv2d(x, w, groups=2, method=method)
+        np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-7)
+    factors = conv_module._low_rank_factors(w[:, 0], np.float32)
+    assert factors is None or factors[0].shape[1] >= 2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_low_rank_path_keeps_nan_of_zero_times_inf(monkeypatch, dtype):
+    """Review regression: with an inf in the input, the 1-D passes gave +-inf where the
+    2-D sum has 0*inf = NaN (a kernel with a zero column): non-finite input takes the
+    exact path, matching the naive loop's NaN/inf pattern."""
+    monkeypatch.setattr(conv_module, "_ROWS_MIN_IMAGE_WORK", 0)
+    g = np.array([1, 4, 6, 4, 1], dtype)
+    k = np.outer(g, np.array([1, 2, 0, -2, -1], dtype))  # rank 1, zero middle column
+    w = np.stack([k, k / 2])[:, None]
+    assert conv_module._cheap_low_rank(w, dtype) is not None
+    x = np.ones((1, 2, 20, 20), dtype)
+    x[0, :, 10, 10] = np.inf
+    x[0, 1, 3, 4] = np.nan
+    with np.errstate(invalid="ignore"):
+        ref = conv2d_naive(x.astype(np.float64), w.astype(np.float64), groups=2, padding=2)
+        got = conv2d(x, w, groups=2, padding=2, method="direct")
+    assert np.isnan(ref[0, 0, 10, 10])  # 0 * inf
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(ref))
+    fin = np.isfinite(ref)
+    np.testing.assert_allclose(got[fin], ref[fin], rtol=1e-5, atol=1e-5)
+
+
+def test_low_rank_path_does_not_overflow_where_the_2d_sum_does_not():
+    """Review regression: x = 3e38 under a 15x15 box filter is 3e38, but a horizontal
+    pass weighted by an unnormalised SVD factor overflowed to inf. The horizontal factor
+    now has unit L1 norm."""
+    w = np.full((3, 1, 15, 15), 1 / 225, np.float32)
+    assert conv_module._cheap_low_rank(w, np.float32) is not None
+    x = np.full((1, 3, 40, 40), 3e38, np.float32)
+    got = conv2d(x, w, groups=3)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, 3e38, rtol=1e-5)
+
+
+def test_batches_of_small_images_take_the_planar_path(monkeypatch):
+    """Review regression: the einsum paths make a few Python calls per image (20,000
+    4x4 images took 40x longer). Batches of small images go to the planar shift-and-add
+    (same values); one image, or big images, still take the einsum rows."""
+    taken = []
+    for name in ("_conv_depthwise_rows", "_conv_direct"):
+        real = getattr(conv_module, name)
+        monkeypatch.setattr(conv_module, name,
+                            lambda *a, _n=name, _r=real: taken.append(_n) or _r(*a))
+    rng = np.random.default_rng(11)
+    w = rng.standard_normal((2, 1, 3, 3)).astype(np.float32)
+    cases = [(rng.random((500, 2, 4, 4), dtype=np.float32), "_conv_direct"),
+             (rng.random((1, 2, 4, 4), dtype=np.float32), "_conv_depthwise_rows"),
+             (rng.random((2, 2, 200, 200), dtype=np.float32), "_conv_depthwise_rows")]
+    for x, path in cases:
+        taken.clear()
+        got = conv2d(x, w, groups=2, padding=1)
+        assert taken == [path]
+        ref = conv2d_naive(x.astype(np.float64), w.astype(np.float64), groups=2, padding=1)
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_run_shared_stops_the_other_thread_after_an_error():
+    """An exception in one item clears the queue: the pool thread stops after its
+    current item instead of running every remaining one, and the error reaches the
+    caller."""
+    import threading
+    import time as _time
+    done = []
+    first = threading.Event()
+
+    def item(i):
+        if i == 0:
+            first.wait(5)
+            raise RuntimeError("boom")
+        first.set()
+        _time.sleep(0.01)
+        done.append(i)
+
+    with pytest.raises(RuntimeError, match="boom"):
+        conv_module._run_shared(item, [(i,) for i in range(200)])
+    assert len(done) < 20
+
+
+def test_pool_is_made_once_under_concurrent_first_calls(monkeypatch):
+    import threading
+    monkeypatch.setattr(conv_module, "_executor", None)
+    barrier = threading.Barrier(8)
+    got = []
+
+    def first_call():
+        barrier.wait()
+        got.append(conv_module._pool())
+
+    threads = [threading.Thread(target=first_call) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 8 and len({id(p) for p in got}) == 1
+    got[0].shutdown(wait=False)
