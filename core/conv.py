@@ -8,10 +8,16 @@ exact methods per call, all tested against the naive loop twin :func:`conv2d_nai
     per-channel (depthwise) filtering at stride 1 of two or more channels, the input is
     seen as channels-last rows of ``W*C`` values and one ``np.einsum`` call does every
     tap as a fused multiply-add pass over each row, without padding the whole input
-    (:func:`_conv_depthwise_rows`); the result is then a channels-last view. Otherwise
-    (one channel, stride > 1, filters summed over channels) the taps are numpy ufunc
-    passes over row blocks that stay in cache. Large work runs on two threads (both
-    einsum and ufuncs release the GIL). Best for small kernels.
+    (:func:`_conv_depthwise_rows`); the result is then a channels-last view. Low-rank
+    kernels (Gaussian, box, Sobel: checked exactly, per channel) take ``r`` horizontal
+    and ``r`` vertical 1-D passes instead (:func:`_conv_depthwise_low_rank`). One
+    channel and one filter with a 5x5 or larger kernel on a large image is cut into
+    row strips stacked as channels for the same einsum loop
+    (:func:`_conv_single_strips`). Otherwise (stride > 1, filters summed over
+    channels, small kernels on one channel, batches of small images, where a Python
+    call per image would dominate) the taps are numpy ufunc passes over row blocks
+    that stay in cache. Large work runs on two threads (both einsum and ufuncs release
+    the GIL). Best for small kernels.
 ``gemm``
     im2col + one matrix product per group: windows are gathered into a
     ``(N*Ho*Wo, kh*kw*C/groups)`` matrix (processed in chunks of at most
