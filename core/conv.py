@@ -77,6 +77,9 @@ _STRIPS_MIN_PIXELS = 1 << 16
 #: the planar shift-and-add does each tap over the whole batch at once (measured:
 #: 1000 RGB 16x16 images, 3x3: 84 vs 23 ms; 200 RGB 32x32, 7x7: 29 vs 36 ms)
 _ROWS_MIN_IMAGE_WORK = 1 << 18
+#: ... and the low-rank path from this many (its saving is larger: 500 RGB 16x16
+#: images, 5x5 Gaussian, tie at 19 ms; 9x9 at 62k per image: 19 vs 45 ms)
+_LOW_RANK_MIN_IMAGE_WORK = 1 << 14
 #: row ranges per threaded call of the einsum path (taken by whichever thread is free)
 _SPLIT_PIECES = 8
 #: use the low-rank path when r*(kh+kw) taps are at most this share of kh*kw
@@ -185,7 +188,7 @@ def choose_method(c, f, groups, kh, kw) -> str:
 def auto_method(x, weight, *, stride=1, groups=1) -> str:
     """The method ``conv2d(x, weight, stride=stride, groups=groups)`` picks ("auto")."""
     x4, w, _, _, dtype = _prepare(x, weight, None, groups)
-    if _depthwise_rows_ok(x4, w, pair(stride, "stride"), groups) and _cheap_low_rank(
+    if _low_rank_ok(x4, w, pair(stride, "stride"), groups) and _cheap_low_rank(
             w, dtype) is not None:
         return "direct"
     return choose_method(x4.shape[1], w.shape[0], groups, *w.shape[2:])
@@ -250,14 +253,18 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
     n, c = x4.shape[:2]
     f, _, kh, kw = w.shape
     rows_ok = _depthwise_rows_ok(x4, w, stride, groups)
-    factors = _cheap_low_rank(w, dtype) if rows_ok and method in ("auto", "direct") else None
-    if factors is not None and not (np.isfinite(cval) and np.isfinite(x4).all()):
-        # two 1-D passes would turn a 0*inf of the 2-D sum into +-inf instead of NaN
-        factors = None
+    magnitude = None  # max |input|, computed when a path needs it
+    factors = None
+    if method in ("auto", "direct") and _low_rank_ok(x4, w, stride, groups):
+        factors = _cheap_low_rank(w, dtype)
+        if factors is not None:
+            magnitude = _magnitude(x4, padding_mode, cval)
+            if not _low_rank_safe(factors, magnitude, dtype):
+                factors = None
     if method == "auto":
         # a low-rank kernel (a 15x15 Gaussian) is cheapest as 1-D passes, even when large
         method = "direct" if factors is not None else choose_method(c, f, groups, kh, kw)
-    if method == "direct" and rows_ok:
+    if method == "direct" and (factors is not None or rows_ok):
         if factors is not None:
             y = _conv_depthwise_low_rank(x4, factors, pads, padding_mode, cval, ho, wo,
                                          dilation)
@@ -276,13 +283,56 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
             workspace.clear()
             workspace["key"] = _workspace_key(x4, w, stride, dilation, pads, padding_mode, cval)
         y = _conv_gemm(xp, w, ho, wo, stride, dilation, groups, workspace)
-    elif np.isfinite(xp).all():
+    elif _fft_safe(_magnitude(x4, padding_mode, cval) if magnitude is None else magnitude,
+                   xp.shape, w, dtype):
         y = _conv_fft(xp, w, ho, wo, stride, dilation, groups)
     else:
-        # a Fourier transform would spread a NaN/inf over the whole output
+        # a Fourier transform would spread a NaN/inf (or an overflow) over the whole tile
         y = _conv_direct(xp, w, ho, wo, stride, dilation, groups)
     _add_bias(y, b)
     return y[0] if squeeze else y
+
+
+def _magnitude(x4, mode, cval) -> float:
+    """Largest ``|value|`` the convolution reads (the input, and ``cval`` for constant
+    padding); ``inf`` when any is NaN or infinite. Two reductions, no temporary."""
+    if x4.size == 0:
+        return 0.0
+    lo, hi = float(x4.min()), float(x4.max())  # both propagate NaN
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return math.inf
+    m = max(-lo, hi)
+    if mode == "constant":
+        cv = float(cval)
+        m = max(m, abs(cv)) if math.isfinite(cv) else math.inf
+    return m
+
+
+def _low_rank_safe(factors, magnitude: float, dtype) -> bool:
+    """Whether the 1-D passes stay finite and exact where the 2-D sum does.
+
+    Non-finite input is refused: the 1-D passes would turn the 2-D sum's ``0*inf`` into
+    +-inf instead of NaN. Large input is refused when a partial sum could overflow:
+    the horizontal pass is bounded by ``|v|_1 * magnitude``, the vertical one by
+    ``sum_m |u_m|_1 |v_m|_1 * magnitude``, which for rank >= 2 can exceed the
+    kernel's own ``|k|_1`` (components that cancel)."""
+    if not math.isfinite(magnitude):
+        return False
+    u, v = factors
+    vn = np.abs(v.astype(np.float64)).sum(axis=2)  # (C, r)
+    amp = float((np.abs(u.astype(np.float64)).sum(axis=2) * vn).sum(axis=1).max())
+    return magnitude * max(amp, float(vn.max())) <= 0.25 * float(np.finfo(dtype).max)
+
+
+def _fft_safe(magnitude: float, padded_shape, w, dtype) -> bool:
+    """Whether the FFT path stays finite: no NaN/inf in the input (a transform spreads
+    them over the tile) and no spectrum that could overflow (a tile's transform is
+    bounded by the sum of its values, at most the whole padded input's)."""
+    if not math.isfinite(magnitude):
+        return False
+    k1 = float(np.abs(w.astype(np.float64)).sum(axis=(1, 2, 3)).max())
+    tile = float(padded_shape[-2]) * float(padded_shape[-1]) * max(1.0, k1)
+    return magnitude * tile <= 0.25 * float(np.finfo(dtype).max)
 
 
 def _add_bias(y: np.ndarray, b) -> None:
@@ -390,13 +440,29 @@ def _conv_direct(xp, w, ho, wo, stride, dilation, groups):
     return out
 
 
+def _depthwise_stride1(x4, w, stride, groups) -> bool:
+    """Depthwise (one filter per channel), stride 1, C >= 2: the einsum paths' shape."""
+    c, f, cg = x4.shape[1], w.shape[0], w.shape[1]
+    return cg == 1 and f == c and groups == c and c > 1 and stride == (1, 1)
+
+
+def _image_work(x4, w) -> int:
+    """Multiply-adds per image of the 2-D filter."""
+    return int(np.prod(x4.shape[1:], dtype=np.int64)) * w.shape[2] * w.shape[3]
+
+
 def _depthwise_rows_ok(x4, w, stride, groups) -> bool:
     """Whether :func:`_conv_depthwise_rows` applies and pays: depthwise, stride 1,
     C >= 2, and one image or images big enough (:data:`_ROWS_MIN_IMAGE_WORK`)."""
-    n, c, h, wd = x4.shape
-    f, cg, kh, kw = w.shape
-    return (cg == 1 and f == c and groups == c and c > 1 and stride == (1, 1)
-            and (n == 1 or c * h * wd * kh * kw >= _ROWS_MIN_IMAGE_WORK))
+    return _depthwise_stride1(x4, w, stride, groups) and (
+        x4.shape[0] == 1 or _image_work(x4, w) >= _ROWS_MIN_IMAGE_WORK)
+
+
+def _low_rank_ok(x4, w, stride, groups) -> bool:
+    """Whether :func:`_conv_depthwise_low_rank` applies and pays, its kernel aside:
+    as :func:`_depthwise_rows_ok` with :data:`_LOW_RANK_MIN_IMAGE_WORK`."""
+    return _depthwise_stride1(x4, w, stride, groups) and (
+        x4.shape[0] == 1 or _image_work(x4, w) >= _LOW_RANK_MIN_IMAGE_WORK)
 
 
 def _conv_depthwise_rows(x4, w, pads, mode, cval, ho, wo, dilation):
@@ -572,7 +638,7 @@ def _low_rank_factors(k: np.ndarray, dtype):
     if not norm1.any():
         return None
     eps = np.finfo(dtype).eps
-    r = int(max(1, (sv > sv[:, :1] * eps).sum(axis=1).max()))
+    r = int(max(1, (sv > sv[:, :1] * max(eps, 1e-13)).sum(axis=1).max()))
     if r == min(kh, kw):
         return None
     uf = u[:, :, :r] * sv[:, None, :r]  # (C, kh, r)

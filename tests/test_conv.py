@@ -489,7 +489,7 @@ def test_depthwise_low_rank_path(monkeypatch, mode, rank, forced):
     larger-than-image kernels, batches, float32 and float64, small row ranges."""
     monkeypatch.setattr(conv_module, "_LOW_RANK_BLOCK_ELEMS", 1)  # 8-row ranges
     monkeypatch.setattr(conv_module, "SEPARABLE_MAX_COST", 1.0)  # whenever rank < size
-    monkeypatch.setattr(conv_module, "_ROWS_MIN_IMAGE_WORK", 0)  # small batches too
+    monkeypatch.setattr(conv_module, "_LOW_RANK_MIN_IMAGE_WORK", 0)  # small batches too
     if forced == "threads":
         monkeypatch.setattr(conv_module, "THREAD_MIN_WORK", 0)
     elif forced == "column_chunks":
@@ -1109,7 +1109,7 @@ def test_low_rank_path_keeps_nan_of_zero_times_inf(monkeypatch, dtype):
     """Review regression: with an inf in the input, the 1-D passes gave +-inf where the
     2-D sum has 0*inf = NaN (a kernel with a zero column): non-finite input takes the
     exact path, matching the naive loop's NaN/inf pattern."""
-    monkeypatch.setattr(conv_module, "_ROWS_MIN_IMAGE_WORK", 0)
+    monkeypatch.setattr(conv_module, "_LOW_RANK_MIN_IMAGE_WORK", 0)
     g = np.array([1, 4, 6, 4, 1], dtype)
     k = np.outer(g, np.array([1, 2, 0, -2, -1], dtype))  # rank 1, zero middle column
     w = np.stack([k, k / 2])[:, None]
@@ -1200,3 +1200,51 @@ def test_pool_is_made_once_under_concurrent_first_calls(monkeypatch):
         t.join()
     assert len(got) == 8 and len({id(p) for p in got}) == 1
     got[0].shutdown(wait=False)
+
+
+def test_batches_of_small_images_keep_the_low_rank_path(monkeypatch):
+    """Review regression: the per-image rule meant for the rows path also switched off
+    the 1-D passes, 4x slower for 64 RGB 32x32 images with a 9x9 Gaussian. The low-rank
+    path has its own, lower threshold; tiny images still go planar."""
+    calls = []
+    real = conv_module._conv_depthwise_low_rank
+    monkeypatch.setattr(conv_module, "_conv_depthwise_low_rank",
+                        lambda *a: calls.append(a[0].shape) or real(*a))
+    rng = np.random.default_rng(12)
+    for k_size, shape, expect in ((9, (64, 3, 32, 32), True), (5, (300, 3, 8, 8), False)):
+        g = np.exp(-np.linspace(-2, 2, k_size) ** 2)
+        k = np.outer(g, g) / np.outer(g, g).sum()
+        w = np.repeat(k[None, None], 3, axis=0).astype(np.float32)
+        x = rng.random(shape, dtype=np.float32)
+        calls.clear()
+        got = conv2d(x, w, groups=3, padding="same")
+        assert bool(calls) == expect, (k_size, shape)
+        ref = conv2d_naive(x[:4].astype(np.float64), w.astype(np.float64), groups=3,
+                           padding="same")
+        np.testing.assert_allclose(got[:4], ref, rtol=1e-5, atol=1e-6)
+
+
+def test_low_rank_and_fft_paths_do_not_overflow_near_float_max():
+    """Review regression: a rank-2 kernel whose components cancel (an L shape) made the
+    vertical pass overflow at 0.9*FLT_MAX, a rank-1 Gaussian at FLT_MAX could round
+    over, and the FFT of near-FLT_MAX input was all NaN. Such input takes the exact
+    2-D sum, which stays finite wherever the true result is finite."""
+    big = np.finfo(np.float32).max
+    k = np.zeros((9, 9))
+    k[0] = 1
+    k[:, 0] = 1
+    k /= k.sum()
+    w_l = np.repeat(k[None, None], 3, axis=0).astype(np.float32)
+    x = np.full((1, 3, 64, 64), 0.9 * big, np.float32)
+    got = conv2d(x, w_l, groups=3)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got[0, 0, 0, 0], 0.9 * float(big) * k.sum(), rtol=1e-5)
+    g = np.exp(-0.5 * ((np.arange(15) - 7) / 2.5) ** 2)
+    gauss = (np.outer(g, g) / np.outer(g, g).sum()).astype(np.float32)
+    for c in (1, 3):  # one channel: FFT; three: the low-rank passes
+        w = np.repeat(gauss[None, None], c, axis=0)
+        xm = np.full((1, c, 48, 48), 0.99 * big, np.float32)
+        got = conv2d(xm, w, groups=c)
+        assert np.isfinite(got).all(), c
+        np.testing.assert_allclose(got, 0.99 * float(big) * gauss.astype(np.float64).sum(),
+                                   rtol=1e-5)
