@@ -6,12 +6,15 @@ import io
 import json
 import os
 import re
+import shutil
+import tempfile
 from typing import Callable
 
 import numpy as np
 
 from .image import save_image
-from .pipeline import PipelineResult, atomic_write_bytes
+from .fileio import atomic_write_bytes
+from .pipeline import PipelineResult
 
 __all__ = ["export_maps", "save_npy"]
 
@@ -34,12 +37,43 @@ def export_maps(result: PipelineResult, folder, *, bits: int = 8, pipeline=None,
 
     Each map becomes ``NN_<level>_MM_<label>.png`` (its own min..max mapped linearly to
     0..2**bits-1) and ``.npy`` (exact float32 values); ``maps.json`` lists them with
-    shapes, statistics and the PNG value range. ``progress(done, total)`` returning
-    False stops early (files already written stay valid). Returns the index entries.
+    shapes, statistics and the PNG value range. Returns the index entries.
+
+    All files are first written to a hidden staging folder inside ``folder`` and only
+    moved into place (``maps.json`` last) once every one was written: a failure or a
+    stop (``progress(done, total)`` returning False) leaves ``folder`` as it was, and
+    an earlier export there stays consistent. Map files of an earlier export into the
+    same folder that this one does not rewrite are removed, so that the folder holds
+    exactly what its ``maps.json`` lists.
     """
     if bits not in (8, 16):
         raise ValueError(f"bits must be 8 or 16, got {bits!r}")
+    folder = os.fspath(folder)
     os.makedirs(folder, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".convscope-export-", dir=folder)
+    try:
+        index = _write_all(result, staging, bits, pipeline, source, progress)
+        if index is None:
+            return []
+        previous = _listed_files(os.path.join(folder, "maps.json"))
+        written = {name for e in index for name in (e["png"], e["npy"])}
+        for name in sorted(written):
+            os.replace(os.path.join(staging, name), os.path.join(folder, name))
+        os.replace(os.path.join(staging, "maps.json"), os.path.join(folder, "maps.json"))
+        for name in previous - written:
+            try:
+                os.remove(os.path.join(folder, name))
+            except OSError:
+                pass
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if progress is not None:
+        progress(len(index), len(index))
+    return index
+
+
+def _write_all(result, folder, bits, pipeline, source, progress) -> list[dict] | None:
+    """Every map and ``maps.json`` into ``folder``; None if ``progress`` stopped it."""
     levels = [result.input, *result.stages]
     total = sum(len(lvl.labels) for lvl in levels)
     index: list[dict] = []
@@ -47,7 +81,7 @@ def export_maps(result: PipelineResult, folder, *, bits: int = 8, pipeline=None,
         prefix = "input" if lvl.index < 0 else f"stage{lvl.index + 1}"
         for m, label in enumerate(lvl.labels):
             if progress is not None and progress(len(index), total) is False:
-                return index
+                return None
             base = f"{li:02d}_{prefix}_{m:02d}_{_safe(label)}"
             arr = lvl.maps[m]
             vmin, vmax = save_image(os.path.join(folder, base + ".png"), arr, bits=bits)
@@ -62,6 +96,18 @@ def export_maps(result: PipelineResult, folder, *, bits: int = 8, pipeline=None,
     if pipeline is not None:
         doc["pipeline"] = pipeline.to_dict()
     atomic_write_bytes(os.path.join(folder, "maps.json"), json.dumps(doc, indent=1).encode())
-    if progress is not None:
-        progress(total, total)
     return index
+
+
+_MAP_FILE = re.compile(r"^\d\d_(input|stage\d+)_\d\d+_[A-Za-z0-9_.+-]*\.(png|npy)$")
+
+
+def _listed_files(index_path: str) -> set[str]:
+    """Map files named by an earlier ``maps.json`` (only names this module writes)."""
+    try:
+        with open(index_path, "rb") as fh:
+            doc = json.loads(fh.read(64 << 20))
+        names = {e[k] for e in doc.get("maps", []) for k in ("png", "npy")}
+    except (OSError, ValueError, TypeError, AttributeError, KeyError, RecursionError):
+        return set()
+    return {n for n in names if isinstance(n, str) and _MAP_FILE.match(n)}

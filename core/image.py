@@ -29,10 +29,8 @@ decoded, so a tiny file declaring a huge size (a decompression bomb) fails fast.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import secrets
 import struct
 import threading
 import warnings
@@ -40,6 +38,8 @@ from typing import IO, Literal
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .fileio import atomic_write
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -445,19 +445,4 @@ def _quantise(values: np.ndarray, vmin: float, vmax: float, top: int) -> np.ndar
 
 def _write_atomically(path: str, image: Image.Image) -> None:
     """Save `image` as PNG to a temporary sibling of `path`, then rename it."""
-    directory, base = os.path.split(os.path.abspath(path))
-    temporary = os.path.join(directory, f".{base}.{secrets.token_hex(4)}.tmp")
-    # os.open with mode 0o666 lets the umask decide the permissions, as for any
-    # new file; tempfile would create it readable by the owner only.
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    descriptor = os.open(temporary, flags, 0o666)
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            image.save(file, format="PNG")
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(temporary)
-        raise
+    atomic_write(path, lambda fh: image.save(fh, format="PNG"))

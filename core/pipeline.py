@@ -31,7 +31,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -39,6 +38,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .conv import conv2d
+from .fileio import atomic_write_bytes
 from .geometry import conv_geometry, explain_output_size, pair, pool_geometry, resolve_padding
 from .padding import PADDING_MODES, check_extent
 from .pool import POOL_MODES, pool2d
@@ -718,27 +718,6 @@ def load_pipeline(source) -> Pipeline:
         return pipeline_from_dict(d)
     except (ValueError, TypeError) as exc:
         raise PipelineFileError(f"cannot read pipeline '{name}': {exc}") from None
-
-
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder + rename)."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def save_pipeline(path, pipeline: Pipeline) -> None:

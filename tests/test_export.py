@@ -1,0 +1,70 @@
+"""core.export: every map to disk, all or nothing."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import core.export as export_module
+from core.export import export_maps
+from core.pipeline import ActivationStage, ConvStage, Kernel, Pipeline, run
+
+
+def _result(scale: float, stages: int = 2):
+    img = (np.arange(5 * 6 * 3, dtype=np.float32).reshape(5, 6, 3) / 90.0) * scale
+    st = [ConvStage([Kernel(np.ones((3, 3)) / 9, name="box")]), ActivationStage("relu")]
+    return run(img, Pipeline(st[:stages]))
+
+
+def _files(folder):
+    return sorted(n for n in os.listdir(folder) if not n.startswith("."))
+
+
+def test_export_writes_every_map_and_an_index(tmp_path):
+    index = export_maps(_result(1.0), tmp_path)
+    doc = json.loads((tmp_path / "maps.json").read_text())
+    assert [e["png"] for e in doc["maps"]] == [e["png"] for e in index]
+    assert len(index) == 9  # 3 input channels, 3 conv maps, 3 activations
+    for e in index:
+        arr = np.load(tmp_path / e["npy"], allow_pickle=False)
+        assert arr.shape == tuple(e["shape"]) and arr.max() == pytest.approx(e["max"])
+    assert _files(tmp_path) == sorted(["maps.json"] + [e[k] for e in index
+                                                        for k in ("png", "npy")])
+
+
+def test_failed_reexport_leaves_the_earlier_export_consistent(tmp_path, monkeypatch):
+    """Review regression: a failure half-way through a second export left the old
+    maps.json describing files that now held the new run's data."""
+    first = export_maps(_result(1.0), tmp_path)
+    before = {n: (tmp_path / n).read_bytes() for n in _files(tmp_path)}
+    real = export_module.save_image
+    calls = []
+
+    def failing(path, arr, **kw):
+        calls.append(path)
+        if len(calls) == 6:
+            raise OSError(28, "No space left on device", path)
+        return real(path, arr, **kw)
+
+    monkeypatch.setattr(export_module, "save_image", failing)
+    with pytest.raises(OSError, match="No space"):
+        export_maps(_result(100.0), tmp_path)
+    after = {n: (tmp_path / n).read_bytes() for n in _files(tmp_path)}
+    assert after == before  # nothing changed, no staging folder left behind
+    assert sorted(os.listdir(tmp_path)) == _files(tmp_path)
+    assert len(first) == 9
+
+
+def test_stopped_export_changes_nothing_and_a_smaller_export_removes_stale_maps(tmp_path):
+    export_maps(_result(1.0), tmp_path)
+    before = {n: (tmp_path / n).read_bytes() for n in _files(tmp_path)}
+    assert export_maps(_result(2.0), tmp_path, progress=lambda d, t: d < 4) == []
+    assert {n: (tmp_path / n).read_bytes() for n in _files(tmp_path)} == before
+    # one stage fewer: the old stage-2 files go, the folder matches its index
+    index = export_maps(_result(3.0, stages=1), tmp_path)
+    assert len(index) == 6
+    (tmp_path / "notes.txt").write_text("the user's own file")
+    export_maps(_result(3.0, stages=1), tmp_path)
+    listed = sorted(["maps.json", "notes.txt"] + [e[k] for e in index for k in ("png", "npy")])
+    assert _files(tmp_path) == listed
