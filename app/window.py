@@ -21,7 +21,8 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QLa
 
 from core.export import export_maps
 from core.image import ImageLoadError, load_image
-from core.pipeline import (Pipeline, PipelineFileError, atomic_write_bytes, default_pipeline,
+from core.fileio import atomic_write_bytes
+from core.pipeline import (Pipeline, PipelineError, PipelineFileError, default_pipeline,
                            load_pipeline, save_pipeline)
 from core.explain import explain
 from core.kernels import format_kernel
@@ -390,6 +391,9 @@ class MainWindow(QMainWindow):
     def save_pipeline_file(self, path: str) -> bool:
         try:
             save_pipeline(path, self.panel.pipeline())
+        except PipelineError as exc:
+            self.message.show_message(f"Not saved: {exc}. Fix it and save again.")
+            return False
         except OSError as exc:
             self.message.show_message(f"Could not save the pipeline to '{path}': {exc}")
             return False

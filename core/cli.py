@@ -6,7 +6,8 @@ Writes, for every level (the input channels and each stage), each map as PNG (th
 map's own min..max mapped linearly to 0..255 or 0..65535) and as .npy (float32, the
 exact values), plus ``maps.json`` describing names, shapes and PNG value ranges.
 Prints each stage's shape and output-size formula; on large images a progress line.
-Exit status: 0 on success, 2 for bad input (image, pipeline, geometry).
+Exit status: 0 on success, 2 for bad input (image, pipeline, geometry) or an output
+folder that cannot be written.
 """
 
 from __future__ import annotations
@@ -65,8 +66,16 @@ def main(argv=None) -> int:
             print(f"\r  writing maps {done}/{total}", end="", file=sys.stderr, flush=True)
         return True
 
-    index = export_maps(res, args.out, bits=args.bits, pipeline=pipe,
-                        source=os.path.abspath(args.image), progress=write_progress)
+    try:
+        index = export_maps(res, args.out, bits=args.bits, pipeline=pipe,
+                            source=os.path.abspath(args.image), progress=write_progress)
+    except OSError as exc:
+        if show_progress:
+            print(file=sys.stderr)
+        reason = exc.strerror or str(exc)
+        print(f"convscope-run: cannot write the maps to '{args.out}': {reason} "
+              f"(nothing written there)", file=sys.stderr)
+        return 2
     if show_progress:
         print(file=sys.stderr)
     print(f"wrote {len(index)} maps (PNG + .npy) to {args.out}")

@@ -46,7 +46,8 @@ from .pool import POOL_MODES, pool2d
 __all__ = [
     "ACTIVATIONS", "Kernel", "ConvStage", "ActivationStage", "PoolStage", "Pipeline",
     "PipelineError", "PipelineFileError", "StageResult", "PipelineResult", "run",
-    "default_pipeline", "activate", "load_pipeline", "save_pipeline", "FORMAT", "VERSION",
+    "default_pipeline", "activate", "load_pipeline", "save_pipeline", "check_pipeline",
+    "FORMAT", "VERSION",
 ]
 
 FORMAT = "convscope-pipeline"
@@ -54,6 +55,10 @@ VERSION = 1
 ACTIVATIONS = ("none", "relu", "leaky_relu", "sigmoid", "tanh", "abs")
 CONV_MODES = ("per_channel", "sum")
 MAX_KERNEL_SIDE = 15
+#: largest stride, padding or dilation a pipeline may hold
+MAX_GEOMETRY = 4096
+#: largest map a stage may read (padded) or produce, in float32 elements (2 GiB)
+MAX_STAGE_ELEMENTS = 1 << 29
 MAX_KERNELS = 128
 _F32_MAX = float(np.finfo(np.float32).max)
 
@@ -240,7 +245,7 @@ class Pipeline:
 
     def to_json(self) -> str:
         """Indented JSON with each row of numbers on one line (kernels stay readable)."""
-        text = json.dumps(self.to_dict(), indent=1)
+        text = json.dumps(self.to_dict(), indent=1, allow_nan=False)
         return re.sub(r"\[\s+([-+\d.eE,\s]+?)\s+\]",
                       lambda m: "[" + " ".join(m.group(1).split()) + "]", text)
 
@@ -328,8 +333,13 @@ def _validate_conv(i: int, st: ConvStage, maps: int):
             raise PipelineError(i, label + " bias", f"{ker.bias:.3g} is beyond float32's range")
 
 
-def stage_output_shape(i: int, st, shape) -> tuple[int, int, int]:
-    """(maps, H, W) after stage ``i`` given its input shape; raises PipelineError."""
+def stage_output_shape(i: int, st, shape, *, limit: bool = True) -> tuple[int, int, int]:
+    """(maps, H, W) after stage ``i`` given its input shape; raises PipelineError.
+
+    With ``limit``, a stage whose padded input or output would exceed
+    :data:`MAX_STAGE_ELEMENTS` float32 values is refused, naming the sizes (huge
+    padding or many kernels on a large image would otherwise exhaust memory).
+    """
     maps, h, w = shape
     if isinstance(st, ConvStage):
         _validate_conv(i, st, maps)
@@ -343,6 +353,10 @@ def stage_output_shape(i: int, st, shape) -> tuple[int, int, int]:
         pads = ((g[0].pad_before, g[0].pad_after), (g[1].pad_before, g[1].pad_after))
         _check_geometry(i, "padding", lambda: check_extent(st.padding_mode, pads, (h, w)))
         out_maps = maps * len(st.kernels) if st.mode == "per_channel" else len(st.kernels)
+        if limit:
+            hp, wp = h + pads[0][0] + pads[0][1], w + pads[1][0] + pads[1][1]
+            _check_size(i, "padding", "padded input", maps, hp, wp)
+            _check_size(i, "kernels", "output", out_maps, g[0].out, g[1].out)
         return (out_maps, g[0].out, g[1].out)
     if isinstance(st, ActivationStage):
         if st.function not in ACTIVATIONS:
@@ -368,6 +382,15 @@ def stage_output_shape(i: int, st, shape) -> tuple[int, int, int]:
             (h, w), st.kernel_size, st.stride, st.padding, st.dilation, st.ceil_mode))
         return (maps, g[0].out, g[1].out)
     raise PipelineError(i, "type", f"unknown stage {st!r}")
+
+
+def _check_size(i, field_name, what, maps, h, w):
+    n = int(maps) * int(h) * int(w)
+    if n > MAX_STAGE_ELEMENTS:
+        raise PipelineError(i, field_name, f"the {what} would be {maps} map(s) of {h}x{w} "
+                                           f"({n * 4 / 2**30:.1f} GiB of float32), more than "
+                                           f"the {MAX_STAGE_ELEMENTS * 4 / 2**30:.0f} GiB a "
+                                           f"stage may use")
 
 
 def stage_formula(st, in_hw) -> str:
@@ -554,6 +577,11 @@ def run(image, pipeline: Pipeline, *, previous: PipelineResult | None = None,
                 res = _run_stage(i, st, prev)
             except PipelineError as exc:
                 return PipelineResult(inp, levels, exc, image)
+            except MemoryError:
+                exc = PipelineError(i, None, f"not enough memory to compute this stage "
+                                             f"({prev.shape[0]} map(s) of {prev.shape[1]}x"
+                                             f"{prev.shape[2]} in)")
+                return PipelineResult(inp, levels, exc, image)
             res.key = key
         levels.append(res)
         prev = res
@@ -594,13 +622,41 @@ def _expect(cond, where, message):
         raise ValueError(f"{where}: {message}")
 
 
-def _check_numbers(v) -> None:
-    """Nested lists of real numbers only (no strings or booleans to be coerced)."""
+def _check_numbers(v, depth: int = 0) -> None:
+    """Nested lists (at most 3 deep) of real numbers only (no strings or booleans to be
+    coerced, no integer beyond float range)."""
     if isinstance(v, list):
+        if depth >= 3:
+            raise TypeError("nested more than 3 deep")
         for item in v:
-            _check_numbers(item)
-    elif isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise TypeError(f"{v!r} is not a number")
+            _check_numbers(item, depth + 1)
+    else:
+        _number(v)
+
+
+def _number(v, what: str = "") -> float:
+    """``v`` as a float if it is a JSON number (not a boolean, not beyond float range)."""
+    label = f"{what} " if what else ""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError(f"{label}must be a number, got {_brief(v)}" if label else
+                        f"{_brief(v)} is not a number")
+    try:
+        return float(v)
+    except OverflowError:
+        raise TypeError(f"{label}must be a number within float range, got an integer of "
+                        f"{len(str(abs(v)))} digits") from None
+
+
+def _brief(v) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _field(d: dict, key: str, default, where: str) -> float:
+    try:
+        return _number(d.get(key, default), key)
+    except TypeError as exc:
+        raise ValueError(f"{where}: {exc}") from None
 
 
 def _stage_from_dict(i: int, d) -> Any:
@@ -612,8 +668,8 @@ def _stage_from_dict(i: int, d) -> Any:
                "activation": {"type", "function", "alpha"},
                "pool": {"type", "mode", "kernel_size", "stride", "padding", "dilation",
                         "ceil_mode", "count_include_pad"}}
-    _expect(kind in allowed, where, f"unknown stage type {kind!r} (expected conv, activation "
-                                    f"or pool)")
+    _expect(isinstance(kind, str) and kind in allowed, where,
+            f"unknown stage type {_brief(kind)} (expected conv, activation or pool)")
     extra = set(d) - allowed[kind]
     _expect(not extra, where, f"unknown field(s) {sorted(extra)}")
     if kind == "conv":
@@ -635,28 +691,52 @@ def _stage_from_dict(i: int, d) -> Any:
                                  f"({exc})") from None
             _expect(arr.ndim in (2, 3), kw, f"weights must be 2-D or 3-D, got shape "
                                             f"{arr.shape}")
-            for fname in ("bias", "divisor"):
-                v = kd.get(fname, 0.0 if fname == "bias" else 1.0)
-                _expect(isinstance(v, (int, float)) and not isinstance(v, bool), kw,
-                        f"{fname} must be a number, got {v!r}")
+            bias = _field(kd, "bias", 0.0, kw)
+            divisor = _field(kd, "divisor", 1.0, kw)
             _expect(isinstance(kd.get("flip", False), bool), kw, "flip must be true or false")
             _expect(isinstance(kd.get("name", "kernel"), str), kw, "name must be a string")
-            ks.append(Kernel(arr, float(kd.get("bias", 0.0)), float(kd.get("divisor", 1.0)),
-                             kd.get("flip", False), kd.get("name", f"kernel {k + 1}")))
-        st = ConvStage(ks, d.get("mode", "per_channel"), _tuplify(d.get("stride", 1)),
-                       _tuplify(d.get("padding", "same")), d.get("padding_mode", "zeros"),
-                       float(d.get("cval", 0.0)), _tuplify(d.get("dilation", 1)))
+            ks.append(Kernel(arr, bias, divisor, kd.get("flip", False),
+                             kd.get("name", f"kernel {k + 1}")))
+        for key in ("mode", "padding_mode"):
+            _expect(isinstance(d.get(key, ""), str), where, f"{key} must be a string, got "
+                                                            f"{_brief(d.get(key))}")
+        st = ConvStage(ks, d.get("mode", "per_channel"), _geometry_value(d, "stride", 1, where),
+                       _geometry_value(d, "padding", "same", where),
+                       d.get("padding_mode", "zeros"), _field(d, "cval", 0.0, where),
+                       _geometry_value(d, "dilation", 1, where))
     elif kind == "activation":
-        st = ActivationStage(d.get("function", "relu"), float(d.get("alpha", 0.01)))
+        _expect(isinstance(d.get("function", ""), str), where, f"function must be a string, "
+                                                               f"got {_brief(d.get('function'))}")
+        st = ActivationStage(d.get("function", "relu"), _field(d, "alpha", 0.01, where))
     else:
         for flag in ("ceil_mode", "count_include_pad"):
             _expect(isinstance(d.get(flag, False), bool), where, f"{flag} must be true or false, "
                                                                 f"got {d.get(flag)!r}")
-        st = PoolStage(d.get("mode", "max"), _tuplify(d.get("kernel_size", 2)),
-                       _tuplify(d.get("stride")), _tuplify(d.get("padding", 0)),
-                       _tuplify(d.get("dilation", 1)), bool(d.get("ceil_mode", False)),
+        _expect(isinstance(d.get("mode", ""), str), where, f"mode must be a string, got "
+                                                           f"{_brief(d.get('mode'))}")
+        st = PoolStage(d.get("mode", "max"), _geometry_value(d, "kernel_size", 2, where),
+                       _geometry_value(d, "stride", None, where),
+                       _geometry_value(d, "padding", 0, where),
+                       _geometry_value(d, "dilation", 1, where), bool(d.get("ceil_mode", False)),
                        bool(d.get("count_include_pad", True)))
     return st
+
+
+def _geometry_value(d: dict, key: str, default, where: str):
+    """A stride/padding/dilation/kernel_size field: an integer, a padding keyword, or
+    lists of at most two levels of integers (within :data:`MAX_GEOMETRY`)."""
+    v = d.get(key, default)
+
+    def ok(item, depth):
+        if isinstance(item, list):
+            return depth < 2 and len(item) <= 2 and all(ok(p, depth + 1) for p in item)
+        return (isinstance(item, int) and not isinstance(item, bool)
+                and abs(item) <= MAX_GEOMETRY)
+
+    if v is None or isinstance(v, str) or ok(v, 0):
+        return _tuplify(v)
+    raise ValueError(f"{where}: {key} must be an integer from 0 to {MAX_GEOMETRY} or a pair "
+                     f"of them, got {_brief(v)}")
 
 
 def pipeline_from_dict(d) -> Pipeline:
@@ -665,19 +745,23 @@ def pipeline_from_dict(d) -> Pipeline:
     _expect(d.get("format") == FORMAT, "file", f"not a ConvScope pipeline (format is "
                                                f"{d.get('format')!r})")
     ver = d.get("version")
-    _expect(isinstance(ver, int), "file", f"version must be an integer, got {ver!r}")
+    _expect(isinstance(ver, int) and not isinstance(ver, bool) and ver >= 1, "file",
+            f"version must be a positive integer, got {ver!r}")
     _expect(ver <= VERSION, "file", f"version {ver} is newer than this ConvScope reads "
                                     f"({VERSION})")
     stages = d.get("stages")
     _expect(isinstance(stages, list), "file", "'stages' must be a list")
     pipe = Pipeline([_stage_from_dict(i, s) for i, s in enumerate(stages)])
-    # static checks that don't need an image (kernels, modes, numbers)
-    for i, st in enumerate(pipe.stages):
-        try:
-            stage_output_shape(i, st, (_per_channel_maps(st), 1 << 14, 1 << 14))
-        except PipelineError as exc:
-            raise ValueError(str(exc)) from None
+    check_pipeline(pipe)
     return pipe
+
+
+def check_pipeline(pipe: Pipeline) -> None:
+    """The checks that need no image (kernels, modes, numbers, geometry on a large
+    nominal input); raises :class:`PipelineError` naming the first bad stage and field.
+    What passes is what :func:`load_pipeline` accepts."""
+    for i, st in enumerate(pipe.stages):
+        stage_output_shape(i, st, (_per_channel_maps(st), 1 << 14, 1 << 14), limit=False)
 
 
 def _per_channel_maps(st) -> int:
@@ -714,12 +798,24 @@ def load_pipeline(source) -> Pipeline:
     except json.JSONDecodeError as exc:
         raise PipelineFileError(f"cannot read pipeline '{name}': invalid JSON at line "
                                 f"{exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise PipelineFileError(f"cannot read pipeline '{name}': nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise PipelineFileError(f"cannot read pipeline '{name}': {exc}") from None
     try:
         return pipeline_from_dict(d)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         raise PipelineFileError(f"cannot read pipeline '{name}': {exc}") from None
+    except RecursionError:
+        raise PipelineFileError(f"cannot read pipeline '{name}': nested too deeply") from None
 
 
 def save_pipeline(path, pipeline: Pipeline) -> None:
-    """Write ``pipeline`` as versioned JSON, atomically."""
+    """Write ``pipeline`` as versioned JSON, atomically.
+
+    A pipeline :func:`load_pipeline` would refuse (a NaN weight, a stride of 0, ...)
+    raises :class:`PipelineError` naming the stage and field, and nothing is written:
+    a good file is never replaced by one that cannot be read back.
+    """
+    check_pipeline(pipeline)
     atomic_write_bytes(path, pipeline.to_json().encode("utf-8"))

@@ -184,3 +184,24 @@ def test_module_entry_point(rgb_png, tmp_path):
                           text=True, timeout=60)
     assert proc.returncode == 2
     assert "nope.png" in proc.stderr
+
+
+@pytest.mark.parametrize("kind", ["under a file", "an existing file", "empty"])
+def test_unwritable_out_exits_2_with_a_message(rgb_png, tmp_path, capsys, kind):
+    """Review regression: a bad --out gave an OSError traceback and exit 1."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder")
+    out = {"under a file": str(blocker / "out"), "an existing file": str(blocker),
+           "empty": ""}[kind]
+    assert main([str(rgb_png), "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write the maps to" in err and "Traceback" not in err
+    assert blocker.read_text() == "not a folder"
+
+
+def test_deeply_nested_pipeline_exits_2(rgb_png, tmp_path, capsys):
+    pfile = tmp_path / "deep.json"
+    pfile.write_text('{"format":"convscope-pipeline","version":1,"stages":[{"type":"conv",'
+                     '"kernels":[{"weights":' + "[" * 100000 + "]" * 100000 + '}]}]}')
+    assert main([str(rgb_png), "--pipeline", str(pfile), "--out", str(tmp_path / "o")]) == 2
+    assert "nested too deeply" in capsys.readouterr().err

@@ -650,6 +650,34 @@ MALFORMED = {
     "stride 0": (_with(lambda d: d["stages"][0].update(stride=0)), ["stride", "0"]),
     "null weight": (_with(lambda d: d["stages"][0]["kernels"][0].update(
         weights=[[1, None], [2, 3]])), ["kernel 1", "None is not a number"]),
+    # review regressions: each of these escaped as a RecursionError, OverflowError,
+    # bare ValueError or TypeError (a traceback from convscope-run)
+    "nested JSON bomb": ('{"format":"convscope-pipeline","version":1,"stages":[{"type":"conv",'
+                         '"kernels":[{"weights":' + "[" * 100000 + "]" * 100000 + '}]}]}',
+                         ["nested too deeply"]),
+    "weights nested 4 deep": (_with(lambda d: d["stages"][0]["kernels"][0].update(
+        weights=[[[[1.0]]]])), ["kernel 1", "nested more than 3 deep"]),
+    "400-digit weight": (_with(lambda d: d["stages"][0]["kernels"][0].update(
+        weights=[[10 ** 400, 1], [1, 1]])), ["kernel 1", "401 digits"]),
+    "400-digit bias": (_with(lambda d: d["stages"][0]["kernels"][0].update(bias=10 ** 400)),
+                       ["kernel 1", "bias", "401 digits"]),
+    "400-digit cval": (_with(lambda d: d["stages"][0].update(cval=-10 ** 400)),
+                       ["stage 1", "cval"]),
+    "5000-digit alpha": ('{"format":"convscope-pipeline","version":1,"stages":[{"type":'
+                         '"activation","function":"leaky_relu","alpha":' + "9" * 5000 + '}]}',
+                         ["digits"]),
+    "cval a string": (_with(lambda d: d["stages"][0].update(cval="abc")),
+                      ["stage 1", "cval", "'abc'"]),
+    "alpha a boolean": (_with(lambda d: d["stages"][1].update(alpha=True)),
+                        ["stage 2", "alpha"]),
+    "type a list": (_with(lambda d: d["stages"][0].update(type=["conv"])),
+                    ["stage 1", "unknown stage type ['conv']"]),
+    "version 0": (_with(lambda d: d.update(version=0)), ["version", "positive"]),
+    "version true": (_with(lambda d: d.update(version=True)), ["version"]),
+    "padding 100000": (_with(lambda d: d["stages"][0].update(padding=100000)),
+                       ["stage 1", "padding", "4096", "100000"]),
+    "dilation a float": (_with(lambda d: d["stages"][0].update(dilation=1.5)),
+                         ["stage 1", "dilation", "1.5"]),
 }
 
 
@@ -779,3 +807,50 @@ def test_describe_texts():
     assert pipe.stages[2].describe() == "avg pool 3x2, stride 2x1, pad 1x0, ceil, pad excluded"
     assert "summed over channels" in pipe.stages[3].describe()
     assert default_pipeline().stages[2].describe() == "max pool 2x2, stride 2"
+
+
+def test_a_stage_too_large_for_memory_is_refused_naming_the_sizes():
+    """Review regression: padding 100000 loaded, then run() died in a MemoryError
+    (449 GiB). Padding is capped in files, and any stage whose padded input or output
+    would exceed MAX_STAGE_ELEMENTS is refused before it allocates."""
+    img = _rgb(40, 40)
+    big = Pipeline([ConvStage([Kernel(np.ones((3, 3)), name=f"k{i}") for i in range(64)],
+                              padding=4000)])
+    res = run(img, big)
+    assert res.stages == [] and res.error is not None
+    assert res.error.stage == 0 and res.error.field == "kernels"
+    assert "192 map(s) of 8038x8038" in str(res.error) and "GiB" in str(res.error)
+    wide = Pipeline([ConvStage([Kernel(np.ones((3, 3)), name=f"k{i}") for i in range(3)]),
+                     ConvStage([Kernel(np.ones((3, 3)))], padding=4096)])
+    res = run(img, wide)
+    assert len(res.stages) == 1 and res.error.stage == 1 and res.error.field == "padding"
+    assert "padded input would be 9 map(s) of 8232x8232" in str(res.error)
+
+
+def test_run_reports_memory_error_as_a_stage_error(monkeypatch):
+    def exhausted(*a, **k):
+        raise MemoryError
+    monkeypatch.setattr(pl, "conv2d", exhausted)
+    res = run(_rgb(), default_pipeline())
+    assert res.error is not None and res.error.stage == 0
+    assert "not enough memory" in str(res.error)
+
+
+@pytest.mark.parametrize("spoil, field", [
+    (lambda p: p.stages[0].kernels[0].weights.__setitem__((0, 0), np.nan), "kernel 1"),
+    (lambda p: setattr(p.stages[0], "stride", 0), "stride"),
+])
+def test_save_refuses_a_pipeline_load_would_refuse_and_keeps_the_old_file(tmp_path, spoil,
+                                                                          field):
+    """Review regression: a NaN weight or stride 0 was saved (as non-standard JSON) over
+    a good file, which then no longer loaded."""
+    path = tmp_path / "p.json"
+    save_pipeline(path, default_pipeline())
+    before = path.read_bytes()
+    bad = default_pipeline()
+    spoil(bad)
+    with pytest.raises(PipelineError, match=field):
+        save_pipeline(path, bad)
+    assert path.read_bytes() == before
+    assert load_pipeline(path).to_dict() == default_pipeline().to_dict()
+    assert sorted(os.listdir(tmp_path)) == ["p.json"]

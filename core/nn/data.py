@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..image import ImageLoadError, load_image
-from ..pipeline import atomic_write_bytes
+from ..fileio import atomic_write_bytes
 
 __all__ = ["DatasetError", "Dataset", "read_idx", "load_idx_folder", "load_image_folder",
            "load_bundled_mnist", "download_mnist", "MNIST_SHA256", "MNIST_MEAN", "MNIST_STD",

@@ -23,7 +23,7 @@ import zipfile
 
 import numpy as np
 
-from ..pipeline import atomic_write_bytes
+from ..fileio import atomic_write_bytes
 from .layers import (Activation, AvgPool2D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, Layer,
                      MaxPool2D)
 
