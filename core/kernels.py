@@ -120,10 +120,14 @@ class KernelParseError(ValueError):
 _NUM = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _CELL_RE = re.compile(rf"({_NUM})(?:/({_NUM}))?")
 _NONFINITE_RE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
-_ARRAY_WRAPPER_RE = re.compile(
-    r"(?:(?:np|numpy)\.)?array\((?P<inner>.*?)(?:,\s*dtype\s*=\s*[\w.]+)?\s*\)", re.DOTALL)
+_ARRAY_PREFIX_RE = re.compile(r"(?:(?:np|numpy)\.)?array\(")
+_DTYPE_SUFFIX_RE = re.compile(r",\s*dtype\s*=\s*[\w.]+\s*\Z")
+#: longest kernel text accepted (a 15x15 kernel of long decimals is about 6,000)
+MAX_TEXT_LENGTH = 20_000
 _SCALED_RE = re.compile(
-    r"(?:(?P<lead>[^\[\]*]+?)\s*\*\s*)?(?P<body>\[.*\])(?:\s*(?P<op>[*/])\s*(?P<trail>[^\[\]]+?))?",
+    # the lead ends in a non-space, so a run of spaces is not retried at every length
+    r"(?:(?P<lead>[^\[\]*]*[^\[\]*\s])\s*\*\s*)?(?P<body>\[.*\])"
+    r"(?:\s*(?P<op>[*/])\s*(?P<trail>[^\[\]]+?))?",
     re.DOTALL)
 
 
@@ -143,6 +147,22 @@ def _number(token: str, where: str, row: int | None = None, col: int | None = No
     if not math.isfinite(value):
         raise KernelParseError(f"{where}: {token!r} is not a finite number", row, col)
     return value
+
+
+def _cells(raw: str) -> list[str]:
+    """The cells of one row: split at spaces and commas, ``1 / 16`` kept as one cell.
+
+    (Not ``re.sub(r"\\s*/\\s*", ...)``: that rescans a run of spaces from each of its
+    positions, quadratic in the run's length.)"""
+    cells: list[str] = []
+    for tok in re.split(r"[\s,]+", raw):
+        if not tok:
+            continue
+        if cells and (tok.startswith("/") or cells[-1].endswith("/")):
+            cells[-1] += tok
+        else:
+            cells.append(tok)
+    return cells
 
 
 def _split_rows(body: str) -> list[str]:
@@ -207,10 +227,13 @@ def parse_kernel(text: str, max_size: int | None = DEFAULT_MAX_SIZE) -> np.ndarr
     text = text.replace("\u2212", "-").strip()   # typographic minus from web pages
     if not text:
         raise KernelParseError("kernel text is empty")
+    if len(text) > MAX_TEXT_LENGTH:
+        raise KernelParseError(f"kernel text is {len(text):,} characters long; at most "
+                               f"{MAX_TEXT_LENGTH:,} are read")
 
-    m = _ARRAY_WRAPPER_RE.fullmatch(text)
-    if m:
-        text = m.group("inner").strip()
+    m = _ARRAY_PREFIX_RE.match(text)
+    if m and text.endswith(")"):  # numpy's array(...) wrapper, optionally with a dtype
+        text = _DTYPE_SUFFIX_RE.sub("", text[m.end():-1]).strip()
     lead = op = trail = None
     m = _SCALED_RE.fullmatch(text)
     if m:
@@ -218,15 +241,20 @@ def parse_kernel(text: str, max_size: int | None = DEFAULT_MAX_SIZE) -> np.ndarr
         if lead is not None and op is not None:
             raise KernelParseError("use either a leading 'N *' or a trailing '/ N' or '* N', "
                                    "not both")
+    if op == "/" and "/" in trail:
+        # "[..] / 2 / 2" reads as dividing twice, "/ 2/2" as dividing by a fraction
+        raise KernelParseError(f"overall scale: '/ {trail.strip()}' is ambiguous; divide by "
+                               f"one number (e.g. '/ 4') or multiply by a fraction "
+                               f"(e.g. '* 1/4')")
     if lead is not None or op is not None:
         scale_text = (lead if lead is not None else trail).strip()
-        scale = _number(re.sub(r"\s*/\s*", "/", scale_text), "overall scale")
+        scale = _number(" ".join(_cells(scale_text)), "overall scale")
         if op == "/" and scale == 0.0:
             raise KernelParseError(f"overall scale: cannot divide the kernel by {scale_text!r}")
 
     rows: list[list[float]] = []
     for raw in _split_rows(text):
-        cells = [c for c in re.split(r"[\s,]+", re.sub(r"\s*/\s*", "/", raw)) if c]
+        cells = _cells(raw)
         if not cells:
             continue
         r = len(rows) + 1

@@ -512,3 +512,26 @@ def test_random_kernel_errors():
         random_kernel(3, rng=np.random.default_rng(0), fan_in=0)
     with pytest.raises(ValueError, match="height"):
         random_kernel((0, 3), rng=np.random.default_rng(0))
+
+
+def test_chained_division_is_refused_as_ambiguous():
+    """Review regression: '[..] / 2 / 2' read the trailing '2 / 2' as the fraction 1 and
+    silently divided by 1. Dividing by a fraction after '/' is ambiguous: refused."""
+    for text in ("[1 2; 3 4] / 2 / 2", "[1 2; 3 4] / 1/16"):
+        with pytest.raises(KernelParseError, match="ambiguous"):
+            parse_kernel(text)
+    quarter = np.array([[0.25, 0.5], [0.75, 1.0]])
+    for text in ("[1 2; 3 4] / 4", "[1 2; 3 4] * 1 / 4", "1 / 4 * [1 2; 3 4]",
+                 "[1 2; 3 4] * 1/4"):
+        np.testing.assert_array_equal(parse_kernel(text), quarter, err_msg=text)
+
+
+def test_fractions_with_spaces_and_long_space_runs():
+    np.testing.assert_array_equal(parse_kernel("1 / 16   2 /16  1/ 16"),
+                                  [[1 / 16, 2 / 16, 1 / 16]])
+    # runs of spaces are handled in linear time (these once took seconds)
+    with pytest.raises(KernelParseError, match="'array\\('"):
+        parse_kernel("array(" + " " * 15000 + "x")
+    np.testing.assert_array_equal(parse_kernel("1" + " " * 15000 + "2"), [[1, 2]])
+    with pytest.raises(KernelParseError, match="20,000"):
+        parse_kernel("1 " * 10001)
