@@ -19,7 +19,9 @@ from Pillow's many pixel modes is:
   with a ``transparency`` key such as a tRNS chunk).
 * 16-bit-per-channel colour PNGs: Pillow has no 16-bit RGB mode and decodes
   them to 8 bits per channel (keeping the high byte), so they load with 8-bit
-  precision. 16-bit grayscale keeps its full precision.
+  precision. 16-bit grayscale keeps its full precision (its tRNS gray level is
+  transparent, so white); 16-bit gray + alpha, which Pillow also decodes to 8-bit
+  RGBA, still loads as one channel.
 * The EXIF orientation tag is applied; of an animation (GIF, APNG, WebP) or a
   multi-page file (TIFF) only the first frame is read.
 
@@ -161,12 +163,17 @@ def load_image(
     """
     if mode not in _LOAD_MODES:
         raise ValueError(f"mode must be one of {_LOAD_MODES}, got {mode!r}")
-    if max_pixels < 1:
-        raise ValueError(f"max_pixels must be at least 1, got {max_pixels!r}")
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) \
+            or max_pixels < 1:
+        raise ValueError(f"max_pixels must be an integer of at least 1, got {max_pixels!r}")
     name, stream = _open_source(source)
     with stream:
+        gray_png = _png_is_gray(stream)
         frame = _decode(stream, name, max_pixels)
     pixels = _to_float(frame)
+    if gray_png and pixels.shape[2] == 3:
+        # Pillow decodes 16-bit gray + alpha PNGs as RGBA: still one channel
+        pixels = pixels[..., :1]
     if mode == "rgb" and pixels.shape[2] == 1:
         pixels = np.repeat(pixels, 3, axis=2)
     elif mode == "gray" and pixels.shape[2] == 3:
@@ -340,6 +347,14 @@ def _open_source(source) -> tuple[str, IO[bytes]]:
     )
 
 
+def _png_is_gray(stream: IO[bytes]) -> bool:
+    """Whether `stream` is a PNG whose header declares gray (colour type 0 or 4)."""
+    head = stream.read(26)
+    stream.seek(0)
+    return (len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR"
+            and head[25] in (0, 4))
+
+
 def _decode(stream: IO[bytes], name: str, max_pixels: int) -> Image.Image:
     """Decode the first frame of `stream`, upright, as an in-memory image."""
     with _PILLOW_LIMIT_LOCK, warnings.catch_warnings():
@@ -374,7 +389,12 @@ def _to_float(image: Image.Image) -> np.ndarray:
             return _flatten_alpha(np.asarray(image.convert("LA")))
         return _scale_uint8(np.asarray(image.convert("L")))[..., np.newaxis]
     if image.mode.startswith("I;16"):
-        return (np.asarray(image).astype(np.float32) / 65535)[..., np.newaxis]
+        raw = np.asarray(image)
+        values = raw.astype(np.float32) / 65535
+        key = image.info.get("transparency")
+        if isinstance(key, int):  # a tRNS gray level: those pixels are transparent
+            values[raw == key] = 1.0  # flattened onto white, as alpha is
+        return values[..., np.newaxis]
     if image.mode == "I":
         return _scale_int32(np.asarray(image))[..., np.newaxis]
     if image.mode == "F":
@@ -411,10 +431,19 @@ def _scale_float(values: np.ndarray) -> np.ndarray:
 
 
 def _min_max(values: np.ndarray, low: float, high: float) -> np.ndarray:
-    """Map [low, high] linearly onto [0, 1]; a zero-width range gives zeros."""
+    """Map [low, high] linearly onto [0, 1] in float64 (+inf to 1 and beyond, -inf
+    below 0); a zero-width range gives zeros, and 1 where the value is +inf."""
+    values = np.asarray(values, dtype=np.float64)
     if high == low:
-        return np.zeros(values.shape)
-    return (values - low) / (high - low)
+        return np.where(np.isposinf(values), 1.0, 0.0)
+    return _unit_scale(values, low, high)
+
+
+def _unit_scale(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """``(values - low) / (high - low)`` without overflow for any finite float64 range
+    (both sides halved: ``1e308 - -1e308`` would be inf)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return (values / 2 - low / 2) / (high / 2 - low / 2)
 
 
 def _value_range(
@@ -436,10 +465,11 @@ def _value_range(
 
 
 def _quantise(values: np.ndarray, vmin: float, vmax: float, top: int) -> np.ndarray:
-    """Map [vmin, vmax] onto the integer levels [0, top] (as floats)."""
+    """Map [vmin, vmax] onto the integer levels [0, top] (as floats); NaN and -inf to 0,
+    +inf to ``top`` (also when the range has zero width)."""
     if vmax == vmin:
-        return np.zeros(values.shape)
-    scaled = np.clip((values - vmin) / (vmax - vmin) * top, 0, top)
+        return np.where(np.isposinf(values), float(top), 0.0)
+    scaled = np.clip(_unit_scale(values, vmin, vmax) * top, 0, top)
     return np.rint(np.nan_to_num(scaled, nan=0.0))
 
 

@@ -566,3 +566,59 @@ def test_saved_file_permissions_follow_umask(tmp_path):
     finally:
         os.umask(umask)
     assert (tmp_path / "map.png").stat().st_mode & 0o777 == 0o644
+
+
+def _raw_png_with(width, height, bit_depth, colour_type, rows, extra: bytes) -> bytes:
+    data = raw_png(width, height, bit_depth, colour_type, rows)
+    return data[:33] + extra + data[33:]  # after the IHDR chunk
+
+
+def test_16bit_gray_with_trns_is_flattened_onto_white():
+    """Review regression: the tRNS gray level of a 16-bit PNG was ignored."""
+    levels = np.array([[1000, 65535], [30000, 0]], ">u2")
+    rows = b"".join(b"\x00" + levels[i].tobytes() for i in range(2))
+    data = _raw_png_with(2, 2, 16, 0, rows, png_chunk(b"tRNS", struct.pack(">H", 30000)))
+    got = load_image(data)
+    assert got.shape == (2, 2, 1)
+    np.testing.assert_allclose(got[..., 0], [[1000 / 65535, 1], [1, 0]], atol=1e-7)
+
+
+def test_16bit_gray_alpha_png_stays_one_channel():
+    """Review regression: Pillow decodes 16-bit gray+alpha as RGBA, which loaded as 3
+    channels. The PNG header says gray: one channel, composited onto white."""
+    gray = np.array([[1000, 65535], [30000, 0]])
+    alpha = np.array([[65535, 0], [65535, 32768]])
+    la = np.stack([gray, alpha], -1).astype(">u2")
+    rows = b"".join(b"\x00" + la[i].tobytes() for i in range(2))
+    got = load_image(raw_png(2, 2, 16, 4, rows))
+    assert got.shape == (2, 2, 1)
+    expected = [[1000 / 65535, 1], [30000 / 65535, 0.5]]
+    np.testing.assert_allclose(got[..., 0], expected, atol=1 / 255 + 1e-6)
+
+
+@pytest.mark.parametrize("values, expected", [
+    ([[3, 3], [3, np.inf]], [[0, 0], [0, 1]]),      # one finite value: +inf still 1
+    ([[-3e38, 0, 3e38]], [[0, 0.5, 1]]),             # float32 range: no overflow
+])
+def test_float_image_extremes(values, expected):
+    """Review regression: both loaded as all zeros (with overflow warnings)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(values, np.float32), "F").save(buffer, "TIFF")
+    np.testing.assert_allclose(load_image(buffer.getvalue())[..., 0], expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("values, levels", [
+    ([[3.0, 3.0, np.inf]], [[0, 0, 255]]),
+    ([[-1e308, 0.0, 1e308]], [[0, 128, 255]]),
+    ([[np.nan, -np.inf, 2.0, np.inf]], [[0, 0, 0, 255]]),
+])
+def test_save_image_extremes(tmp_path, values, levels):
+    path = tmp_path / "m.png"
+    save_image(path, np.array(values))
+    assert stored(path)[1].tolist() == levels
+
+
+@pytest.mark.parametrize("bad", [None, 1.5, True, "100", 0])
+def test_max_pixels_must_be_a_positive_integer(bad):
+    with pytest.raises(ValueError, match="max_pixels"):
+        load_image(encode(Image.new("RGB", (2, 2))), max_pixels=bad)
