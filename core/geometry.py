@@ -17,6 +17,8 @@ in the right/bottom padding (PyTorch's rule), so the last one is dropped if it w
 
 from __future__ import annotations
 
+import numpy as np
+
 from dataclasses import dataclass
 from numbers import Integral
 
@@ -247,7 +249,12 @@ def pool_geometry(in_hw, kernel_size, stride=None, padding=0, dilation=1, ceil_m
 
 
 def _geometry(kind, in_hw, kernel_size, stride, padding, dilation, ceil_mode):
+    if not isinstance(ceil_mode, (bool, np.bool_)):
+        raise TypeError(f"ceil_mode must be True or False, got {ceil_mode!r}")
     if kind == "conv":
+        if ceil_mode:
+            raise ValueError("ceil_mode applies to pooling only (kind='pool'); a "
+                             "convolution's output size always rounds down")
         return conv_geometry(in_hw, kernel_size, 1 if stride is None else stride, padding,
                              dilation)
     if kind == "pool":

@@ -55,6 +55,8 @@ VERSION = 1
 ACTIVATIONS = ("none", "relu", "leaky_relu", "sigmoid", "tanh", "abs")
 CONV_MODES = ("per_channel", "sum")
 MAX_KERNEL_SIDE = 15
+#: largest |alpha| of a leaky ReLU (larger slopes overflow float32 maps)
+MAX_ALPHA = 1000.0
 #: largest stride, padding or dilation a pipeline may hold
 MAX_GEOMETRY = 4096
 #: largest map a stage may read (padded) or produce, in float32 elements (2 GiB)
@@ -362,8 +364,9 @@ def stage_output_shape(i: int, st, shape, *, limit: bool = True) -> tuple[int, i
         if st.function not in ACTIVATIONS:
             raise PipelineError(i, "function",
                                 f"must be one of {ACTIVATIONS}, got {st.function!r}")
-        if not np.isfinite(st.alpha):
-            raise PipelineError(i, "alpha", f"must be a finite number, got {st.alpha!r}")
+        if not np.isfinite(st.alpha) or abs(st.alpha) > MAX_ALPHA:
+            raise PipelineError(i, "alpha", f"must be a number from -{MAX_ALPHA:g} to "
+                                            f"{MAX_ALPHA:g}, got {st.alpha!r}")
         return shape
     if isinstance(st, PoolStage):
         if st.mode not in POOL_MODES:

@@ -35,6 +35,13 @@ POOL_MODES = ("max", "avg", "min", "l2")
 _FILL = {"max": -np.inf, "min": np.inf, "avg": 0.0, "l2": 0.0}
 
 
+def _check_flags(**flags):
+    """PyTorch's rule: the boolean options must be booleans ("False" is not False)."""
+    for name, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
 def _prepare(x, kernel_size, stride, padding, dilation, mode, ceil_mode):
     if mode not in POOL_MODES:
         raise ValueError(f"mode must be one of {POOL_MODES}, got {mode!r}")
@@ -118,6 +125,8 @@ def pool2d(x, kernel_size, stride=None, *, padding=0, dilation=1, mode="max", ce
         Unknown mode, padding over half the window, or an empty output (with the
         formula and numbers).
     """
+    _check_flags(ceil_mode=ceil_mode, count_include_pad=count_include_pad,
+                 return_indices=return_indices)
     x, geom = _prepare(x, kernel_size, stride, padding, dilation, mode, ceil_mode)
     if return_indices:
         if mode not in ("max", "min"):

@@ -436,3 +436,12 @@ def test_pair():
         pair((1, 2, 3), "k")
     with pytest.raises(TypeError):
         pair(2.0, "k")
+
+
+def test_ceil_mode_is_refused_for_a_convolution():
+    """Review regression: output_size(kind="conv", ceil_mode=True) ignored the flag."""
+    with pytest.raises(ValueError, match="pooling only"):
+        output_size((10, 10), 3, 2, kind="conv", ceil_mode=True)
+    with pytest.raises(TypeError, match="ceil_mode"):
+        output_size((10, 10), 3, 2, kind="pool", ceil_mode="yes")
+    assert output_size((10, 10), 3, 2, kind="pool", ceil_mode=True) == (5, 5)

@@ -670,6 +670,8 @@ MALFORMED = {
                       ["stage 1", "cval", "'abc'"]),
     "alpha a boolean": (_with(lambda d: d["stages"][1].update(alpha=True)),
                         ["stage 2", "alpha"]),
+    "alpha 1e300": (_with(lambda d: d["stages"][1].update(function="leaky_relu", alpha=1e300)),
+                    ["stage 2", "alpha", "1000"]),
     "type a list": (_with(lambda d: d["stages"][0].update(type=["conv"])),
                     ["stage 1", "unknown stage type ['conv']"]),
     "version 0": (_with(lambda d: d.update(version=0)), ["version", "positive"]),

@@ -579,3 +579,13 @@ def test_return_indices_needs_max_or_min(fn, mode):
 def test_backward_grad_out_wrong_shape(g_shape):
     with pytest.raises(ValueError, match=r"grad_out must have shape \(2, 2, 2\)"):
         pool2d_backward(np.ones(g_shape), XP, 2)
+
+
+@pytest.mark.parametrize("flag", ["ceil_mode", "count_include_pad", "return_indices"])
+@pytest.mark.parametrize("bad", ["False", 0, None])
+def test_boolean_options_must_be_booleans(flag, bad):
+    """Review regression: ceil_mode="False" switched ceil mode on (truthy string);
+    PyTorch refuses non-booleans."""
+    x = np.arange(25, dtype=np.float32).reshape(1, 5, 5)
+    with pytest.raises(TypeError, match=flag):
+        pool2d(x, 2, **{flag: bad})
