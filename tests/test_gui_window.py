@@ -677,3 +677,18 @@ def test_closing_while_training_asks_and_stops_only_on_yes(win, monkeypatch):
     monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
     assert win.close()
     assert stopped == [True]                    # stopped (and waited for) before closing
+
+
+def test_save_refuses_an_invalid_pipeline_and_keeps_the_file(sample, tmp_path, monkeypatch):
+    """An editor may hold settings a file must not (a NaN weight): saving says what is
+    wrong and leaves the earlier file as it was."""
+    win = sample
+    path = tmp_path / "p.json"
+    assert win.save_pipeline_file(str(path))
+    before = path.read_bytes()
+    bad = win.panel.pipeline()
+    bad.stages[0].kernels[0].weights[1, 1] = float("nan")
+    monkeypatch.setattr(win.panel, "pipeline", lambda: bad)
+    assert not win.save_pipeline_file(str(path))
+    assert "Not saved" in win.message.text() and "stage 1" in win.message.text()
+    assert path.read_bytes() == before
