@@ -450,12 +450,15 @@ def test_fft_tile_covers_the_kernel_and_is_fast_length(n_out, span):
 
 @pytest.mark.parametrize("mode", PADDING_MODES)
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
-@pytest.mark.parametrize("forced", ["none", "threads", "column_chunks"])
+@pytest.mark.parametrize("forced", ["none", "threads", "column_chunks", "pad_whole"])
 def test_depthwise_rows_path_every_band(monkeypatch, mode, layout, forced):
     """The depthwise stride-1 einsum path: interior read in place, the four border
-    bands from padded copies; kernels up to larger than the image, dilation, batches,
-    float32/float64, threads and column chunks forced by the tuning constants."""
+    bands from padded copies (or, for small inputs, the input padded whole); kernels up
+    to larger than the image, dilation, batches, float32/float64, threads and column
+    chunks forced by the tuning constants."""
     monkeypatch.setattr(conv_module, "_ROWS_MIN_IMAGE_WORK", 0)  # small batches too
+    if forced != "pad_whole":
+        monkeypatch.setattr(conv_module, "_PAD_WHOLE_ELEMS", 0)  # the bands, not one copy
     if forced == "threads":
         monkeypatch.setattr(conv_module, "THREAD_MIN_WORK", 0)
     elif forced == "column_chunks":
