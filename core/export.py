@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import re
 import shutil
 import tempfile
+import time
 from typing import Callable
 
 import numpy as np
@@ -20,7 +22,13 @@ __all__ = ["export_maps", "save_npy"]
 
 
 def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", name).strip("_") or "map"
+    """A file-name-safe form of a map label, at most 80 characters (labels grow with
+    every stage; a long one keeps its start and gets a digest of the whole)."""
+    safe = re.sub(r"[^A-Za-z0-9_.+-]+", "_", name).strip("_") or "map"
+    if len(safe) > 80:
+        digest = hashlib.blake2b(name.encode(), digest_size=4).hexdigest()
+        safe = safe[:71].rstrip("_") + "_" + digest
+    return safe
 
 
 def save_npy(path, arr: np.ndarray) -> None:
@@ -42,25 +50,26 @@ def export_maps(result: PipelineResult, folder, *, bits: int = 8, pipeline=None,
     All files are first written to a hidden staging folder inside ``folder`` and only
     moved into place (``maps.json`` last) once every one was written: a failure or a
     stop (``progress(done, total)`` returning False) leaves ``folder`` as it was, and
-    an earlier export there stays consistent. Map files of an earlier export into the
-    same folder that this one does not rewrite are removed, so that the folder holds
-    exactly what its ``maps.json`` lists.
+    an earlier export there stays consistent (if moving a file fails, the files already
+    moved are put back). Map files of an earlier export into the same folder that this
+    one does not rewrite are removed, so that the folder holds exactly what its
+    ``maps.json`` lists. A staging folder left by an export that died (over an hour
+    old) is removed by the next export into the same folder.
     """
     if bits not in (8, 16):
         raise ValueError(f"bits must be 8 or 16, got {bits!r}")
     folder = os.fspath(folder)
     os.makedirs(folder, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".convscope-export-", dir=folder)
+    _remove_stale_staging(folder)
+    staging = tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=folder)
     try:
         index = _write_all(result, staging, bits, pipeline, source, progress)
         if index is None:
             return []
         previous = _listed_files(os.path.join(folder, "maps.json"))
-        written = {name for e in index for name in (e["png"], e["npy"])}
-        for name in sorted(written):
-            os.replace(os.path.join(staging, name), os.path.join(folder, name))
-        os.replace(os.path.join(staging, "maps.json"), os.path.join(folder, "maps.json"))
-        for name in previous - written:
+        names = sorted({name for e in index for name in (e["png"], e["npy"])})
+        _move_into_place(staging, folder, names + ["maps.json"])
+        for name in previous - set(names):
             try:
                 os.remove(os.path.join(folder, name))
             except OSError:
@@ -70,6 +79,65 @@ def export_maps(result: PipelineResult, folder, *, bits: int = 8, pipeline=None,
     if progress is not None:
         progress(len(index), len(index))
     return index
+
+
+_STAGING_PREFIX = ".convscope-export-"
+#: staging folders older than this are left from an export that died (a crash, a kill)
+_STALE_STAGING_SECONDS = 3600
+
+
+def _remove_stale_staging(folder: str) -> None:
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if (entry.name.startswith(_STAGING_PREFIX) and entry.is_dir(follow_symlinks=False)
+                    and now - entry.stat(follow_symlinks=False).st_mtime
+                    > _STALE_STAGING_SECONDS):
+                shutil.rmtree(entry.path, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def _move_into_place(staging: str, folder: str, names: list[str]) -> None:
+    """Rename ``staging/name`` over ``folder/name`` for every name, all or none.
+
+    Files they replace are first moved aside into ``staging``; if any rename fails,
+    what was placed is removed and what was moved aside is put back. Raises OSError
+    naming the file in ``folder``.
+    """
+    for name in names:  # before touching anything: a folder in the way cannot be replaced
+        dst = os.path.join(folder, name)
+        if os.path.isdir(dst) and not os.path.islink(dst):
+            raise IsADirectoryError(21, "a folder of that name is in the way", dst)
+    aside = os.path.join(staging, ".replaced")
+    os.mkdir(aside)
+    moved: list[str] = []
+    placed: list[str] = []
+    try:
+        for name in names:
+            dst = os.path.join(folder, name)
+            if os.path.lexists(dst):
+                os.replace(dst, os.path.join(aside, name))
+                moved.append(name)
+            os.replace(os.path.join(staging, name), dst)
+            placed.append(name)
+    except OSError as exc:
+        for name in placed:
+            try:
+                os.remove(os.path.join(folder, name))
+            except OSError:
+                pass
+        for name in moved:
+            try:
+                os.replace(os.path.join(aside, name), os.path.join(folder, name))
+            except OSError:
+                pass
+        target = os.path.join(folder, names[len(placed)]) if len(placed) < len(names) else folder
+        raise type(exc)(exc.errno, exc.strerror, target) from None
 
 
 def _write_all(result, folder, bits, pipeline, source, progress) -> list[dict] | None:
@@ -99,7 +167,7 @@ def _write_all(result, folder, bits, pipeline, source, progress) -> list[dict] |
     return index
 
 
-_MAP_FILE = re.compile(r"^\d\d_(input|stage\d+)_\d\d+_[A-Za-z0-9_.+-]*\.(png|npy)$")
+_MAP_FILE = re.compile(r"^\d\d+_(input|stage\d+)_\d\d+_[A-Za-z0-9_.+-]*\.(png|npy)$")
 
 
 def _listed_files(index_path: str) -> set[str]:

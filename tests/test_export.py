@@ -68,3 +68,63 @@ def test_stopped_export_changes_nothing_and_a_smaller_export_removes_stale_maps(
     export_maps(_result(3.0, stages=1), tmp_path)
     listed = sorted(["maps.json", "notes.txt"] + [e[k] for e in index for k in ("png", "npy")])
     assert _files(tmp_path) == listed
+
+
+def test_a_folder_in_the_way_fails_before_anything_moves(tmp_path):
+    """Review regression: a rename failing half-way left the folder half updated."""
+    export_maps(_result(1.0), tmp_path)
+    before = {n: (tmp_path / n).read_bytes() for n in _files(tmp_path)}
+    (tmp_path / "01_stage1_00_R_box.png").unlink()
+    (tmp_path / "01_stage1_00_R_box.png").mkdir()
+    before.pop("01_stage1_00_R_box.png")
+    with pytest.raises(IsADirectoryError) as info:
+        export_maps(_result(5.0), tmp_path)
+    assert info.value.filename == str(tmp_path / "01_stage1_00_R_box.png")
+    assert {n: (tmp_path / n).read_bytes() for n in _files(tmp_path)
+            if (tmp_path / n).is_file()} == before
+
+
+def test_a_failed_rename_puts_everything_back(tmp_path, monkeypatch):
+    export_maps(_result(1.0), tmp_path)
+    before = {n: (tmp_path / n).read_bytes() for n in _files(tmp_path)}
+    real = os.replace
+    calls = []
+
+    def flaky(src, dst):
+        if os.path.dirname(os.fspath(dst)) == str(tmp_path):
+            calls.append(dst)
+            if len(calls) == 7:
+                raise PermissionError(13, "Permission denied", dst)
+        return real(src, dst)
+
+    monkeypatch.setattr(export_module.os, "replace", flaky)
+    with pytest.raises(PermissionError) as info:
+        export_maps(_result(7.0), tmp_path)
+    monkeypatch.setattr(export_module.os, "replace", real)
+    assert os.path.dirname(info.value.filename) == str(tmp_path)
+    assert {n: (tmp_path / n).read_bytes() for n in _files(tmp_path)} == before
+    assert sorted(os.listdir(tmp_path)) == _files(tmp_path)
+
+
+def test_stale_staging_folders_are_removed(tmp_path):
+    stale = tmp_path / ".convscope-export-dead"
+    stale.mkdir()
+    (stale / "00_input_00_R.npy").write_bytes(b"x" * 100)
+    old = os.stat(stale).st_mtime - 2 * 3600
+    os.utime(stale, (old, old))
+    fresh = tmp_path / ".convscope-export-running"
+    fresh.mkdir()
+    export_maps(_result(1.0), tmp_path)
+    assert not stale.exists() and fresh.exists()
+
+
+def test_levels_past_99_are_cleaned_up_too(tmp_path):
+    img = np.ones((3, 3, 1), np.float32)
+    many = run(img, Pipeline([ActivationStage("relu") for _ in range(101)]))
+    export_maps(many, tmp_path)
+    names = os.listdir(tmp_path)
+    assert any(n.startswith("101_stage101_") for n in names)
+    assert max(len(n) for n in names) <= 100  # long labels are shortened
+    export_maps(run(img, Pipeline([ActivationStage("relu")])), tmp_path)
+    assert not any(n.startswith("101_") or n.startswith("50_") for n in os.listdir(tmp_path))
+    assert len(_files(tmp_path)) == 5  # 2 levels x (png + npy) + maps.json
