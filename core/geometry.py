@@ -232,6 +232,8 @@ def pool_geometry(in_hw, kernel_size, stride=None, padding=0, dilation=1, ceil_m
 
     Padding is symmetric (int or pair) and at most half the window, as in PyTorch.
     """
+    if not isinstance(ceil_mode, (bool, np.bool_)):
+        raise TypeError(f"ceil_mode must be True or False, got {ceil_mode!r}")
     in_hw = pair(in_hw, "input size", minimum=1)
     kh, kw = pair(kernel_size, "kernel_size")
     sh, sw = (kh, kw) if stride is None else pair(stride, "stride")

@@ -32,6 +32,7 @@ decoded, so a tiny file declaring a huge size (a decompression bomb) fails fast.
 from __future__ import annotations
 
 import io
+import math
 import os
 import struct
 import threading
@@ -443,6 +444,8 @@ def _unit_scale(values: np.ndarray, low: float, high: float) -> np.ndarray:
     """``(values - low) / (high - low)`` without overflow for any finite float64 range
     (both sides halved: ``1e308 - -1e308`` would be inf)."""
     with np.errstate(over="ignore", invalid="ignore"):
+        if math.isfinite(high - low):  # the usual case, exact for subnormals too
+            return (values - low) / (high - low)
         return (values / 2 - low / 2) / (high / 2 - low / 2)
 
 

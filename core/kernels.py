@@ -155,13 +155,14 @@ def _cells(raw: str) -> list[str]:
     (Not ``re.sub(r"\\s*/\\s*", ...)``: that rescans a run of spaces from each of its
     positions, quadratic in the run's length.)"""
     cells: list[str] = []
-    for tok in re.split(r"[\s,]+", raw):
-        if not tok:
-            continue
-        if cells and (tok.startswith("/") or cells[-1].endswith("/")):
-            cells[-1] += tok
-        else:
-            cells.append(tok)
+    for group in raw.split(","):  # a comma always ends a cell: "1/, 2" is not 1/2
+        merged: list[str] = []
+        for tok in group.split():
+            if merged and (tok.startswith("/") or merged[-1].endswith("/")):
+                merged[-1] += tok
+            else:
+                merged.append(tok)
+        cells.extend(merged)
     return cells
 
 

@@ -59,8 +59,8 @@ MAX_KERNEL_SIDE = 15
 MAX_ALPHA = 1000.0
 #: largest stride, padding or dilation a pipeline may hold
 MAX_GEOMETRY = 4096
-#: largest map a stage may read (padded) or produce, in float32 elements (2 GiB)
-MAX_STAGE_ELEMENTS = 1 << 29
+#: largest map a stage may read (padded) or produce, in float32 elements (8 GiB)
+MAX_STAGE_ELEMENTS = 1 << 31
 MAX_KERNELS = 128
 _F32_MAX = float(np.finfo(np.float32).max)
 
@@ -303,6 +303,8 @@ def _validate_conv(i: int, st: ConvStage, maps: int):
         raise PipelineError(i, "cval", f"must be a finite number, got {st.cval!r}")
     shape0 = st.kernels[0].shape
     for k, ker in enumerate(st.kernels):
+        if not isinstance(ker.name, str):
+            raise PipelineError(i, f"kernel {k + 1}", f"name must be text, got {ker.name!r}")
         label = f"kernel {k + 1} ({ker.name})"
         w = ker.weights
         if w.ndim not in (2, 3) or 0 in w.shape:
@@ -345,6 +347,8 @@ def stage_output_shape(i: int, st, shape, *, limit: bool = True) -> tuple[int, i
     maps, h, w = shape
     if isinstance(st, ConvStage):
         _validate_conv(i, st, maps)
+        for name in ("stride", "padding", "dilation"):
+            _check_limit(i, name, getattr(st, name))
         stride = _check_geometry(i, "stride", lambda: pair(st.stride, "stride"))
         dil = _check_geometry(i, "dilation", lambda: pair(st.dilation, "dilation"))
         _check_geometry(i, "padding",
@@ -371,6 +375,12 @@ def stage_output_shape(i: int, st, shape, *, limit: bool = True) -> tuple[int, i
     if isinstance(st, PoolStage):
         if st.mode not in POOL_MODES:
             raise PipelineError(i, "mode", f"must be one of {POOL_MODES}, got {st.mode!r}")
+        for name in ("ceil_mode", "count_include_pad"):
+            if not isinstance(getattr(st, name), (bool, np.bool_)):
+                raise PipelineError(i, name, f"must be true or false, got "
+                                             f"{getattr(st, name)!r}")
+        for name in ("kernel_size", "stride", "padding", "dilation"):
+            _check_limit(i, name, getattr(st, name))
         _check_geometry(i, "kernel_size", lambda: pair(st.kernel_size, "kernel_size"))
         if st.stride is not None:
             _check_geometry(i, "stride", lambda: pair(st.stride, "stride"))
@@ -385,6 +395,19 @@ def stage_output_shape(i: int, st, shape, *, limit: bool = True) -> tuple[int, i
             (h, w), st.kernel_size, st.stride, st.padding, st.dilation, st.ceil_mode))
         return (maps, g[0].out, g[1].out)
     raise PipelineError(i, "type", f"unknown stage {st!r}")
+
+
+def _check_limit(i, field_name, value):
+    """Integers in a geometry field (int, pair or ((t, b), (l, r))) within
+    :data:`MAX_GEOMETRY`; keywords such as "same" and None pass."""
+    items = value if isinstance(value, (tuple, list)) else (value,)
+    for item in items:
+        if isinstance(item, (tuple, list)):
+            _check_limit(i, field_name, item)
+        elif isinstance(item, (int, np.integer)) and not isinstance(item, bool) \
+                and abs(int(item)) > MAX_GEOMETRY:
+            raise PipelineError(i, field_name, f"{int(item)} is beyond the limit of "
+                                               f"{MAX_GEOMETRY}")
 
 
 def _check_size(i, field_name, what, maps, h, w):

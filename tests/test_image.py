@@ -622,3 +622,7 @@ def test_save_image_extremes(tmp_path, values, levels):
 def test_max_pixels_must_be_a_positive_integer(bad):
     with pytest.raises(ValueError, match="max_pixels"):
         load_image(encode(Image.new("RGB", (2, 2))), max_pixels=bad)
+
+
+def test_subnormal_ranges_keep_their_precision():
+    assert to_uint8(np.array([0, 5e-324, 1e-323])).tolist() == [0, 128, 255]

@@ -535,3 +535,9 @@ def test_fractions_with_spaces_and_long_space_runs():
     np.testing.assert_array_equal(parse_kernel("1" + " " * 15000 + "2"), [[1, 2]])
     with pytest.raises(KernelParseError, match="20,000"):
         parse_kernel("1 " * 10001)
+
+
+@pytest.mark.parametrize("text, column", [("1/, 2", 1), ("2,/16", 2), ("1, /2", 2)])
+def test_a_comma_ends_a_cell_even_next_to_a_slash(text, column):
+    with pytest.raises(KernelParseError, match=f"column {column}"):
+        parse_kernel(text)

@@ -822,11 +822,11 @@ def test_a_stage_too_large_for_memory_is_refused_naming_the_sizes():
     assert res.stages == [] and res.error is not None
     assert res.error.stage == 0 and res.error.field == "kernels"
     assert "192 map(s) of 8038x8038" in str(res.error) and "GiB" in str(res.error)
-    wide = Pipeline([ConvStage([Kernel(np.ones((3, 3)), name=f"k{i}") for i in range(3)]),
+    wide = Pipeline([ConvStage([Kernel(np.ones((3, 3)), name=f"k{i}") for i in range(12)]),
                      ConvStage([Kernel(np.ones((3, 3)))], padding=4096)])
     res = run(img, wide)
     assert len(res.stages) == 1 and res.error.stage == 1 and res.error.field == "padding"
-    assert "padded input would be 9 map(s) of 8232x8232" in str(res.error)
+    assert "padded input would be 36 map(s) of 8232x8232" in str(res.error)
 
 
 def test_run_reports_memory_error_as_a_stage_error(monkeypatch):
@@ -856,3 +856,21 @@ def test_save_refuses_a_pipeline_load_would_refuse_and_keeps_the_old_file(tmp_pa
     assert path.read_bytes() == before
     assert load_pipeline(path).to_dict() == default_pipeline().to_dict()
     assert sorted(os.listdir(tmp_path)) == ["p.json"]
+
+
+@pytest.mark.parametrize("spoil, field", [
+    (lambda p: setattr(p.stages[0], "padding", 5000), "padding"),
+    (lambda p: setattr(p.stages[2], "stride", (2, 5000)), "stride"),
+    (lambda p: setattr(p.stages[2], "ceil_mode", 1), "ceil_mode"),
+    (lambda p: setattr(p.stages[0].kernels[0], "name", None), "kernel 1"),
+])
+def test_what_load_refuses_save_and_run_refuse_too(tmp_path, spoil, field):
+    """Review regression: these passed save_pipeline (giving files load refused), and a
+    pool stage with ceil_mode=1 escaped run() as a TypeError."""
+    bad = default_pipeline()
+    spoil(bad)
+    with pytest.raises(PipelineError, match=field):
+        save_pipeline(tmp_path / "p.json", bad)
+    assert not (tmp_path / "p.json").exists()
+    res = run(_rgb(), bad)
+    assert res.error is not None and field in str(res.error)

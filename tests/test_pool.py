@@ -589,3 +589,14 @@ def test_boolean_options_must_be_booleans(flag, bad):
     x = np.arange(25, dtype=np.float32).reshape(1, 5, 5)
     with pytest.raises(TypeError, match=flag):
         pool2d(x, 2, **{flag: bad})
+
+
+def test_naive_backward_and_geometry_refuse_string_flags_too():
+    from core.geometry import pool_geometry
+    x = np.arange(25, dtype=np.float32).reshape(1, 5, 5)
+    with pytest.raises(TypeError, match="ceil_mode"):
+        pool2d_naive(x, 2, ceil_mode="False")
+    with pytest.raises(TypeError, match="ceil_mode"):
+        pool_geometry((5, 5), 2, ceil_mode="False")
+    with pytest.raises(TypeError, match="ceil_mode"):
+        pool2d_backward(np.ones((1, 2, 2), np.float32), x, 2, ceil_mode="False")
