@@ -174,8 +174,12 @@ def _block_view(x, geom):
 
 
 def _reduce(a, g, axis, op):
-    out = _tap(a, g, 0, axis).copy(order="K")  # keeps a channels-last layout
-    for i in range(1, g.kernel):
+    if g.kernel == 1:
+        return _tap(a, g, 0, axis).copy(order="K")  # keeps a channels-last layout
+    # the first two taps combined straight into a new array (no copy pass first); a
+    # ufunc's new output follows its inputs' memory order, so channels-last stays
+    out = op(_tap(a, g, 0, axis), _tap(a, g, 1, axis))
+    for i in range(2, g.kernel):
         op(out, _tap(a, g, i, axis), out=out)
     return out
 
