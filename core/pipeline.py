@@ -406,7 +406,10 @@ def _check_limit(i, field_name, value):
             _check_limit(i, field_name, item)
         elif isinstance(item, (int, np.integer)) and not isinstance(item, bool) \
                 and abs(int(item)) > MAX_GEOMETRY:
-            raise PipelineError(i, field_name, f"{int(item)} is beyond the limit of "
+            text = str(int(item))
+            if len(text) > 20:
+                text = f"an integer of {len(text.lstrip('-'))} digits"
+            raise PipelineError(i, field_name, f"{text} is beyond the limit of "
                                                f"{MAX_GEOMETRY}")
 
 
@@ -750,19 +753,18 @@ def _stage_from_dict(i: int, d) -> Any:
 
 def _geometry_value(d: dict, key: str, default, where: str):
     """A stride/padding/dilation/kernel_size field: an integer, a padding keyword, or
-    lists of at most two levels of integers (within :data:`MAX_GEOMETRY`)."""
+    lists of at most two levels of integers. (Their range, :data:`MAX_GEOMETRY`, is
+    checked with the stage, by :func:`stage_output_shape`.)"""
     v = d.get(key, default)
 
     def ok(item, depth):
         if isinstance(item, list):
             return depth < 2 and len(item) <= 2 and all(ok(p, depth + 1) for p in item)
-        return (isinstance(item, int) and not isinstance(item, bool)
-                and abs(item) <= MAX_GEOMETRY)
+        return isinstance(item, int) and not isinstance(item, bool)
 
     if v is None or isinstance(v, str) or ok(v, 0):
         return _tuplify(v)
-    raise ValueError(f"{where}: {key} must be an integer from 0 to {MAX_GEOMETRY} or a pair "
-                     f"of them, got {_brief(v)}")
+    raise ValueError(f"{where}: {key} must be an integer or a pair of them, got {_brief(v)}")
 
 
 def pipeline_from_dict(d) -> Pipeline:

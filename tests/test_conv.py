@@ -47,6 +47,16 @@ def fmt(**kw) -> str:
     return "; ".join(f"{k}={v!r}" for k, v in kw.items())
 
 
+def spy(monkeypatch, name, record=lambda args: args[0].shape, calls=None):
+    """Wrap ``core.conv.<name>`` so that each call appends ``record(args)`` to ``calls``
+    (a new list unless given) before running it; returns ``calls``."""
+    calls = [] if calls is None else calls
+    real = getattr(conv_module, name)
+    monkeypatch.setattr(conv_module, name,
+                        lambda *a, **k: calls.append(record(a)) or real(*a, **k))
+    return calls
+
+
 def seed_of(*names) -> int:
     """A seed derived from names (stable across runs, unlike hash())."""
     return zlib.crc32("/".join(names).encode())
@@ -497,10 +507,7 @@ def test_depthwise_low_rank_path(monkeypatch, mode, rank, forced):
         monkeypatch.setattr(conv_module, "THREAD_MIN_WORK", 0)
     elif forced == "column_chunks":
         monkeypatch.setattr(conv_module, "_EINSUM_WEIGHT_BYTES", 1)
-    calls = []
-    real = conv_module._conv_depthwise_low_rank
-    monkeypatch.setattr(conv_module, "_conv_depthwise_low_rank",
-                        lambda *a: calls.append(1) or real(*a))
+    calls = spy(monkeypatch, "_conv_depthwise_low_rank", lambda a: 1)
     rng = np.random.default_rng(seed_of("low rank", mode, str(rank), forced))
     used = 0
     for trial in range(8):
@@ -1009,10 +1016,7 @@ def test_backward_grad_out_wrong_shape(g_shape):
 
 def test_auto_takes_one_d_passes_for_a_large_separable_kernel(monkeypatch):
     """A 15x15 Gaussian per channel: auto uses the low-rank direct path, not the FFT."""
-    calls = []
-    real = conv_module._conv_depthwise_low_rank
-    monkeypatch.setattr(conv_module, "_conv_depthwise_low_rank",
-                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    calls = spy(monkeypatch, "_conv_depthwise_low_rank", lambda a: 1)
     g = np.exp(-0.5 * ((np.arange(15) - 7) / 3.0) ** 2)
     w = np.repeat((np.outer(g, g) / np.outer(g, g).sum())[None, None], 3, axis=0)
     x = np.random.default_rng(3).random((1, 3, 40, 50)).astype(np.float32)
@@ -1045,10 +1049,7 @@ def test_single_channel_strips_path(monkeypatch, strips, forced):
     monkeypatch.setattr(conv_module, "_STRIPS_MIN_PIXELS", 0)
     if forced == "threads":
         monkeypatch.setattr(conv_module, "THREAD_MIN_WORK", 0)
-    calls = []
-    real = conv_module._conv_single_strips
-    monkeypatch.setattr(conv_module, "_conv_single_strips",
-                        lambda *a: calls.append(1) or real(*a))
+    calls = spy(monkeypatch, "_conv_single_strips", lambda a: 1)
     rng = np.random.default_rng(seed_of("strips", str(strips), forced))
     tried = 0
     for trial in range(30):
@@ -1072,10 +1073,7 @@ def test_single_channel_strips_path(monkeypatch, strips, forced):
 def test_single_channel_strips_only_where_it_pays(monkeypatch):
     """The strips path is taken for a big image and a 5x5 kernel, not for a 3x3 (slower
     stacked) nor for a batch of small images (a Python call per image)."""
-    calls = []
-    real = conv_module._conv_single_strips
-    monkeypatch.setattr(conv_module, "_conv_single_strips",
-                        lambda *a: calls.append(a[0].shape) or real(*a))
+    calls = spy(monkeypatch, "_conv_single_strips")
     rng = np.random.default_rng(5)
     big = rng.random((1, 1, 260, 260), dtype=np.float32)
     w5 = rng.standard_normal((1, 1, 5, 5)).astype(np.float32)
@@ -1148,9 +1146,7 @@ def test_batches_of_small_images_take_the_planar_path(monkeypatch):
     (same values); one image, or big images, still take the einsum rows."""
     taken = []
     for name in ("_conv_depthwise_rows", "_conv_direct"):
-        real = getattr(conv_module, name)
-        monkeypatch.setattr(conv_module, name,
-                            lambda *a, _n=name, _r=real: taken.append(_n) or _r(*a))
+        spy(monkeypatch, name, lambda a, _n=name: _n, calls=taken)
     rng = np.random.default_rng(11)
     w = rng.standard_normal((2, 1, 3, 3)).astype(np.float32)
     cases = [(rng.random((500, 2, 4, 4), dtype=np.float32), "_conv_direct"),
@@ -1209,10 +1205,7 @@ def test_batches_of_small_images_keep_the_low_rank_path(monkeypatch):
     """Review regression: the per-image rule meant for the rows path also switched off
     the 1-D passes, 4x slower for 64 RGB 32x32 images with a 9x9 Gaussian. The low-rank
     path has its own, lower threshold; tiny images still go planar."""
-    calls = []
-    real = conv_module._conv_depthwise_low_rank
-    monkeypatch.setattr(conv_module, "_conv_depthwise_low_rank",
-                        lambda *a: calls.append(a[0].shape) or real(*a))
+    calls = spy(monkeypatch, "_conv_depthwise_low_rank")
     rng = np.random.default_rng(12)
     for k_size, shape, expect in ((9, (64, 3, 32, 32), True), (5, (300, 3, 8, 8), False)):
         g = np.exp(-np.linspace(-2, 2, k_size) ** 2)
