@@ -47,6 +47,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from . import _jit
 from .geometry import conv_geometry, pair
 from .padding import check_extent, check_mode, pad2d, pad2d_adjoint, padding_index
 
@@ -94,6 +95,15 @@ SEPARABLE_MAX_COST = 0.45
 _LOW_RANK_BLOCK_ELEMS = 1 << 17
 #: cap on the tiled weights of the einsum path (columns are done in chunks beyond it)
 _EINSUM_WEIGHT_BYTES = 8 << 20
+
+#: with the compiled loop (:mod:`core._jit`): scratch elements per row block, and the
+#: multiply-adds per work item below which whole images are grouped into one item
+_JIT_BLOCK_ELEMS = 1 << 16
+_JIT_ITEM_WORK = 1 << 20
+#: ... the FFT is used from this many taps (per-channel filtering)
+FFT_MIN_TAPS_JIT = 600
+#: ... and low-rank 1-D passes only when r*(kh+kw) is at most this share of kh*kw
+SEPARABLE_MAX_COST_JIT = 0.2
 
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
@@ -182,7 +192,8 @@ def _workspace_key(x4, w, stride, dilation, pads, mode, cval):
 def choose_method(c, f, groups, kh, kw) -> str:
     """The method ``conv2d(method="auto")`` uses for this shape (see the module docstring)."""
     cg, fg = c // groups, f // groups
-    if kh * kw >= FFT_MIN_TAPS and fg * cg <= 16:
+    fft_min = FFT_MIN_TAPS_JIT if _jit.enabled() else FFT_MIN_TAPS
+    if kh * kw >= fft_min and fg * cg <= 16:
         return "fft"
     if fg * cg <= 16:
         return "direct"
@@ -268,6 +279,9 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
     if method == "auto":
         # a low-rank kernel (a 15x15 Gaussian) is cheapest as 1-D passes, even when large
         method = "direct" if factors is not None else choose_method(c, f, groups, kh, kw)
+    if method == "direct" and factors is None and _jit.enabled():
+        y = _conv_jit(x4, w, b, pads, padding_mode, cval, ho, wo, stride, dilation, groups)
+        return y[0] if squeeze else y
     if method == "direct" and (factors is not None or rows_ok):
         if factors is not None:
             y = _conv_depthwise_low_rank(x4, factors, pads, padding_mode, cval, ho, wo,
@@ -290,8 +304,11 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
     elif _fft_safe(_magnitude(x4, padding_mode, cval) if magnitude is None else magnitude,
                    xp.shape, w, dtype):
         y = _conv_fft(xp, w, ho, wo, stride, dilation, groups)
-    else:
+    elif _jit.enabled():
         # a Fourier transform would spread a NaN/inf (or an overflow) over the whole tile
+        y = _conv_jit(x4, w, b, pads, padding_mode, cval, ho, wo, stride, dilation, groups)
+        return y[0] if squeeze else y
+    else:
         y = _conv_direct(xp, w, ho, wo, stride, dilation, groups)
     _add_bias(y, b)
     return y[0] if squeeze else y
@@ -441,6 +458,45 @@ def _conv_direct(xp, w, ho, wo, stride, dilation, groups):
                         np.add(dst, tmp, out=dst)
 
     _run_blocks(rows, ho, block, n * f * cg * ho * wo * kh * kw)
+    return out
+
+
+def _conv_jit(x4, w, b, pads, mode, cval, ho, wo, stride, dilation, groups):
+    """Any direct convolution with the compiled loop of :mod:`core._jit`: the input is
+    read in place (any layout; padding through source maps), the result is planar
+    (N, F, Ho, Wo) with the bias added. Work items are row blocks of one image, or
+    groups of whole small images, taken by two threads when the work is large."""
+    n, c, h, wd = x4.shape
+    f, cg, kh, kw = w.shape
+    (pt, pb), (pl, pr) = pads
+    dtype = x4.dtype
+    rmap = padding_index(h, pt, pb, mode).astype(np.int64)
+    cmap = padding_index(wd, pl, pr, mode).astype(np.int64)
+    out = np.empty((n, f, ho, wo), dtype)
+    bias = np.zeros(f, dtype) if b is None else np.ascontiguousarray(b, dtype)
+    w = np.ascontiguousarray(w)
+    xl = x4.transpose(0, 2, 3, 1)
+    wp = (wo - 1) * stride[1] + dilation[1] * (kw - 1) + 1
+    span_h = dilation[0] * (kh - 1) + 1
+    image_work = f * cg * ho * wo * kh * kw
+    if image_work >= _JIT_ITEM_WORK:  # row blocks of one image
+        fit = (_JIT_BLOCK_ELEMS // max(1, cg * wp) - span_h) // stride[0] + 1
+        rb = max(1, min(ho, fit))
+        items = [(i, i + 1, r0, min(ho, r0 + rb)) for i in range(n)
+                 for r0 in range(0, ho, rb)]
+    else:  # whole images, several per item
+        per = max(1, _JIT_ITEM_WORK // max(1, image_work))
+        items = [(i, min(n, i + per), 0, ho) for i in range(0, n, per)]
+
+    def run(b0, b1, r0, r1):
+        _jit.conv_rows(xl, w, bias, rmap, cmap, cval, stride, dilation, groups, out, b0, b1,
+                       r0, r1)
+
+    if n * image_work < THREAD_MIN_WORK:
+        for item in items:
+            run(*item)
+    else:
+        _run_shared(run, items)
     return out
 
 
@@ -665,10 +721,11 @@ def _cheap_low_rank(w, dtype):
     """Low-rank factors of depthwise kernels ``w`` (C, 1, kh, kw) when the 1-D passes
     (``r*(kh + kw)`` taps) cost at most :data:`SEPARABLE_MAX_COST` of the 2-D ones."""
     kh, kw = w.shape[2:]
-    if kh + kw > SEPARABLE_MAX_COST * kh * kw:  # even rank 1 would not pay (3x3)
+    limit = (SEPARABLE_MAX_COST_JIT if _jit.enabled() else SEPARABLE_MAX_COST) * kh * kw
+    if kh + kw > limit:  # even rank 1 would not pay (3x3)
         return None
     factors = _low_rank_factors(w[:, 0], dtype)
-    if factors is None or factors[0].shape[1] * (kh + kw) > SEPARABLE_MAX_COST * kh * kw:
+    if factors is None or factors[0].shape[1] * (kh + kw) > limit:
         return None
     return factors
 
