@@ -469,6 +469,7 @@ def _conv_jit(x4, w, b, pads, mode, cval, ho, wo, stride, dilation, groups):
     n, c, h, wd = x4.shape
     f, cg, kh, kw = w.shape
     (pt, pb), (pl, pr) = pads
+    check_extent(mode, pads, (h, wd))
     dtype = x4.dtype
     rmap = padding_index(h, pt, pb, mode).astype(np.int64)
     cmap = padding_index(wd, pl, pr, mode).astype(np.int64)
@@ -488,8 +489,10 @@ def _conv_jit(x4, w, b, pads, mode, cval, ho, wo, stride, dilation, groups):
         per = max(1, _JIT_ITEM_WORK // max(1, image_work))
         items = [(i, min(n, i + per), 0, ho) for i in range(0, n, per)]
 
+    value = cval if mode == "constant" else 0.0
+
     def run(b0, b1, r0, r1):
-        _jit.conv_rows(xl, w, bias, rmap, cmap, cval, stride, dilation, groups, out, b0, b1,
+        _jit.conv_rows(xl, w, bias, rmap, cmap, value, stride, dilation, groups, out, b0, b1,
                        r0, r1)
 
     if n * image_work < THREAD_MIN_WORK:

@@ -18,10 +18,38 @@ from hypothesis import strategies as st
 from scipy import ndimage
 
 import core.conv as conv_module
+from core import _jit
 from core.conv import CONV_METHODS, conv2d, conv2d_backward, conv2d_naive
 from core.geometry import output_size, resolve_padding
 from core.padding import PADDING_MODES
 from gradcheck import numeric_grad
+
+# --------------------------------------------------------------------------- engines
+
+# Every test runs with the numpy paths and, when numba is installed, again with the
+# compiled loop of core._jit; tests of which numpy path is taken are marked
+# ``numpy_paths`` and run with numpy only.
+ENGINES = ("numpy", "jit") if _jit.available() else ("numpy",)
+
+
+@pytest.fixture(scope="module")
+def conv_engine(request):
+    old = _jit.set_enabled(request.param == "jit")
+    yield request.param
+    _jit.set_enabled(old)
+
+
+@pytest.fixture(autouse=True)
+def _engine(conv_engine):
+    assert _jit.enabled() == (conv_engine == "jit")  # no test left it switched
+
+
+def pytest_generate_tests(metafunc):
+    if "conv_engine" in metafunc.fixturenames:
+        numpy_only = metafunc.definition.get_closest_marker("numpy_paths") is not None
+        metafunc.parametrize("conv_engine", ("numpy",) if numpy_only else ENGINES,
+                             indirect=True, scope="module")
+
 
 # --------------------------------------------------------------------------- helpers
 
@@ -420,6 +448,7 @@ def test_gemm_chunked_path(monkeypatch, groups_kind):
 
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("groups_kind", ["1", "C", "mult"])
+@pytest.mark.numpy_paths
 def test_direct_threaded_row_blocks(monkeypatch, layout, groups_kind):
     """Force one-row blocks split over two threads."""
     monkeypatch.setattr(conv_module, "THREAD_MIN_WORK", 0)
@@ -461,6 +490,7 @@ def test_fft_tile_covers_the_kernel_and_is_fast_length(n_out, span):
 @pytest.mark.parametrize("mode", PADDING_MODES)
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("forced", ["none", "threads", "column_chunks", "pad_whole"])
+@pytest.mark.numpy_paths
 def test_depthwise_rows_path_every_band(monkeypatch, mode, layout, forced):
     """The depthwise stride-1 einsum path: interior read in place, the four border
     bands from padded copies (or, for small inputs, the input padded whole); kernels up
@@ -496,6 +526,7 @@ def test_depthwise_rows_path_every_band(monkeypatch, mode, layout, forced):
 @pytest.mark.parametrize("mode", PADDING_MODES)
 @pytest.mark.parametrize("rank", [1, 2])
 @pytest.mark.parametrize("forced", ["none", "threads", "column_chunks"])
+@pytest.mark.numpy_paths
 def test_depthwise_low_rank_path(monkeypatch, mode, rank, forced):
     """Kernels of rank 1 (separable) or 2 go through horizontal then vertical 1-D passes:
     same values as the naive loop, for every padding mode, dilation, non-square and
@@ -1028,6 +1059,7 @@ def test_auto_takes_one_d_passes_for_a_large_separable_kernel(monkeypatch):
     np.testing.assert_allclose(got, ref, atol=1e-5)
 
 
+@pytest.mark.numpy_paths
 def test_auto_method_names_what_conv2d_uses():
     rng = np.random.default_rng(4)
     x = rng.random((1, 3, 20, 20)).astype(np.float32)
@@ -1041,6 +1073,7 @@ def test_auto_method_names_what_conv2d_uses():
 
 @pytest.mark.parametrize("strips", [2, 3, 4])
 @pytest.mark.parametrize("forced", ["none", "threads"])
+@pytest.mark.numpy_paths
 def test_single_channel_strips_path(monkeypatch, strips, forced):
     """One channel and one filter at stride 1: strips stacked as channels for the einsum
     path, for every mode, dilation, kernel shape and row count (ragged last strip)."""
@@ -1070,6 +1103,7 @@ def test_single_channel_strips_path(monkeypatch, strips, forced):
     assert tried >= 5 and len(calls) == 2 * tried
 
 
+@pytest.mark.numpy_paths
 def test_single_channel_strips_only_where_it_pays(monkeypatch):
     """The strips path is taken for a big image and a 5x5 kernel, not for a 3x3 (slower
     stacked) nor for a batch of small images (a Python call per image)."""
@@ -1106,6 +1140,7 @@ def test_nearly_low_rank_kernel_is_not_rounded_to_low_rank():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.numpy_paths
 def test_low_rank_path_keeps_nan_of_zero_times_inf(monkeypatch, dtype):
     """Review regression: with an inf in the input, the 1-D passes gave +-inf where the
     2-D sum has 0*inf = NaN (a kernel with a zero column): non-finite input takes the
@@ -1140,6 +1175,7 @@ def test_low_rank_path_does_not_overflow_where_the_2d_sum_does_not():
     np.testing.assert_allclose(got, 3e38, rtol=1e-5)
 
 
+@pytest.mark.numpy_paths
 def test_batches_of_small_images_take_the_planar_path(monkeypatch):
     """Review regression: the einsum paths make a few Python calls per image (20,000
     4x4 images took 40x longer). Batches of small images go to the planar shift-and-add
@@ -1201,6 +1237,7 @@ def test_pool_is_made_once_under_concurrent_first_calls(monkeypatch):
     got[0].shutdown(wait=False)
 
 
+@pytest.mark.numpy_paths
 def test_batches_of_small_images_keep_the_low_rank_path(monkeypatch):
     """Review regression: the per-image rule meant for the rows path also switched off
     the 1-D passes, 4x slower for 64 RGB 32x32 images with a 9x9 Gaussian. The low-rank
@@ -1244,3 +1281,102 @@ def test_low_rank_and_fft_paths_do_not_overflow_near_float_max():
         assert np.isfinite(got).all(), c
         np.testing.assert_allclose(got, 0.99 * float(big) * gauss.astype(np.float64).sum(),
                                    rtol=1e-5)
+
+
+# ------------------------------------------------------------- the compiled loop (jit)
+
+needs_jit = pytest.mark.skipif(not _jit.available(), reason="numba is not installed")
+
+
+@needs_jit
+@pytest.mark.numpy_paths  # switches the engine itself
+@pytest.mark.parametrize("forced", ["none", "row_blocks", "image_groups", "threads"])
+def test_jit_work_items_match_naive(monkeypatch, forced):
+    """The compiled loop over every way conv2d cuts the work: one item, row blocks of a
+    few rows, groups of whole images, and both threads; random geometry, groups, modes,
+    layouts (planar, channels-last, strided views) and both float dtypes."""
+    monkeypatch.setattr(_jit, "_enabled", True)
+    calls = spy(monkeypatch, "_conv_jit", lambda a: 1)
+    if forced == "row_blocks":
+        monkeypatch.setattr(conv_module, "_JIT_ITEM_WORK", 0)
+        monkeypatch.setattr(conv_module, "_JIT_BLOCK_ELEMS", 1)  # one row per block
+    elif forced == "image_groups":
+        monkeypatch.setattr(conv_module, "_JIT_ITEM_WORK", 300)
+    elif forced == "threads":
+        monkeypatch.setattr(conv_module, "_JIT_ITEM_WORK", 0)
+        monkeypatch.setattr(conv_module, "_JIT_BLOCK_ELEMS", 40)
+        monkeypatch.setattr(conv_module, "THREAD_MIN_WORK", 0)
+    rng = np.random.default_rng(seed_of("jit", forced))
+    for trial in range(40):
+        case = random_case(rng, max_hw=9, n=int(rng.integers(1, 5)))
+        for layout, dtype in (("planar", np.float64), ("channels_last", np.float32),
+                              ("strided", np.float32)):
+            x = case.x.astype(dtype)
+            if layout == "channels_last":
+                x = channels_last(x)
+            elif layout == "strided":
+                x = np.repeat(x, 2, axis=3)[..., ::2]
+            ref = conv2d_naive(case.x, case.weight, case.bias, **case.kwargs)
+            got = conv2d(x, case.weight.astype(dtype), case.bias, method="direct",
+                         **case.kwargs)
+            assert got.dtype == dtype
+            assert_conv_close(got, ref, case.x, case.weight,
+                              case.describe(trial=trial, layout=layout), dtype=dtype)
+    assert len(calls) >= 40  # low-rank kernels aside, every case took the loop
+
+
+@needs_jit
+@pytest.mark.numpy_paths
+def test_jit_keeps_nan_and_inf_local(monkeypatch):
+    """No fast-math: 0 * inf is NaN and a NaN pixel reaches exactly the windows that
+    contain it, as in the naive sum."""
+    monkeypatch.setattr(_jit, "_enabled", True)
+    rng = np.random.default_rng(21)
+    w = rng.standard_normal((2, 1, 3, 3)).astype(np.float32)
+    w[0, 0, 1, 1] = 0.0
+    x = rng.random((1, 2, 30, 40), dtype=np.float32)
+    x[0, 0, 10, 10] = np.inf
+    x[0, 1, 20, 5] = np.nan
+    with np.errstate(invalid="ignore"):
+        ref = conv2d_naive(x.astype(np.float64), w.astype(np.float64), groups=2, padding=1)
+        got = conv2d(x, w, groups=2, padding=1, method="direct")
+    assert np.isnan(ref[0, 0, 10, 10])
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(ref))
+    fin = np.isfinite(ref)
+    np.testing.assert_allclose(got[fin], ref[fin], rtol=1e-5, atol=1e-5)
+
+
+@needs_jit
+@pytest.mark.numpy_paths
+def test_jit_method_choice(monkeypatch):
+    """With the loop, direct serves full-rank kernels up to FFT_MIN_TAPS_JIT taps (a
+    15x15 is 3x faster direct than by FFT), and only cheap low-rank kernels keep the 1-D
+    passes; many filters still go to gemm."""
+    monkeypatch.setattr(_jit, "_enabled", True)
+    rng = np.random.default_rng(4)
+    x = rng.random((1, 3, 40, 40)).astype(np.float32)
+    full = rng.standard_normal((3, 1, 31, 31))
+    assert conv_module.auto_method(x, full[:, :, :15, :15], groups=3) == "direct"
+    assert conv_module.auto_method(x, full, groups=3) == "fft"
+    assert conv_module.auto_method(x, rng.standard_normal((32, 3, 3, 3))) == "gemm"
+    g5 = np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1])[None, None] / 256.0
+    assert conv_module._cheap_low_rank(np.repeat(g5, 3, axis=0), np.float32) is None
+    g = np.exp(-0.5 * ((np.arange(15) - 7) / 3.0) ** 2)
+    g15 = np.repeat(np.outer(g, g)[None, None], 3, axis=0)
+    assert conv_module._cheap_low_rank(g15, np.float32) is not None
+    calls = spy(monkeypatch, "_conv_jit", lambda a: 1)
+    conv2d(x, full[:, :, :7, :7].astype(np.float32), groups=3, padding="same")
+    assert calls == [1]
+
+
+@needs_jit
+def test_jit_can_be_switched_off_by_environment():
+    import subprocess
+    import sys
+    code = "import core._jit as j; print(j.available(), j.enabled())"
+    for value, expect in (("0", "False False"), ("1", "True True")):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env={**__import__("os").environ, "CONVSCOPE_JIT": value},
+                             check=True)
+        assert out.stdout.split() == expect.split()
