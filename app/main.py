@@ -50,6 +50,11 @@ def main(argv=None) -> int:
     # interactive updates multiply small matrices on the UI thread: one BLAS thread
     # avoids idle threads spinning against it (training raises it while it runs)
     set_blas_threads(1)
+    # compile (or load from numba's cache) the convolution loop while the window opens
+    import threading
+
+    from core import _jit
+    threading.Thread(target=_jit.warm_up, name="convscope-jit-warm-up", daemon=True).start()
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("ConvScope")

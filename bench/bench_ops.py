@@ -31,6 +31,7 @@ import numpy as np  # noqa: E402
 
 from _timing import (StreamTable, fmt_ms, fmt_ratio, geomean, print_table,  # noqa: E402
                      time_interleaved)
+from core import _jit  # noqa: E402
 from core import conv as core_conv  # noqa: E402
 from core import pool as core_pool  # noqa: E402
 from core.memory import reuse_large_allocations  # noqa: E402
@@ -137,6 +138,8 @@ def environment(malloc_applied: bool) -> dict:
         "torch": getattr(torch, "__version__", None),
         "cv2": getattr(cv2, "__version__", None),
         "reuse_large_allocations": malloc_applied,
+        "numba": getattr(_jit.numba, "__version__", None),
+        "jit_enabled": _jit.enabled(),
         "MALLOC_MMAP_THRESHOLD_": os.environ.get("MALLOC_MMAP_THRESHOLD_"),
     }
     try:
@@ -175,7 +178,7 @@ def environment(malloc_applied: bool) -> dict:
 def print_environment(env: dict) -> None:
     print("Environment")
     keys = ["python", "platform", "cpu_model", "avx512f", "cpu_count", "cpus_usable", "numpy",
-            "numpy_blas", "scipy", "torch", "torch_threads", "torch_mkldnn", "cv2",
+            "numpy_blas", "numba", "jit_enabled", "scipy", "torch", "torch_threads", "torch_mkldnn", "cv2",
             "cv2_threads", "cv2_optimized", "reuse_large_allocations"]
     for k in keys:
         if k in env:
@@ -302,6 +305,16 @@ def conv_case(img, planes, hw, k, args, warnings, notes, kernel=make_kernel):
                                                              method=m))
             outputs[f"ours:{m}"] = (lambda m=m: core_conv.conv2d(
                 x, wgt, padding="same", groups=3, method=m)[0].transpose(1, 2, 0))
+        if _jit.enabled():  # the direct method without the compiled loop, for comparison
+            def numpy_direct():
+                _jit.set_enabled(False)
+                try:
+                    return core_conv.conv2d(x, wgt, padding="same", groups=3, method="direct")
+                finally:
+                    _jit.set_enabled(True)
+
+            fns["ours:numpy"] = numpy_direct
+            outputs["ours:numpy"] = lambda: numpy_direct()[0].transpose(1, 2, 0)
 
     # correctness, once per case: ours against every reference (and each method);
     # these calls serve as the warm-up calls of the timing
@@ -330,6 +343,7 @@ def conv_case(img, planes, hw, k, args, warnings, notes, kernel=make_kernel):
         ms = {m: t[f"ours:{m}"].median_ms for m in OUR_METHODS}
         best = min(ms, key=ms.get)
         rec["methods_ms"] = ms
+        rec["numpy_direct_ms"] = t["ours:numpy"].median_ms if "ours:numpy" in t else None
         rec["fastest_method"] = best
         rec["auto_vs_fastest"] = ms[method] / ms[best]
     for name, tm in t.items():
@@ -345,7 +359,7 @@ def conv_columns(methods: bool):
             ("torch ms", 8, ">"), ("/torch", 6, ">")]
     if methods:
         cols += [("direct", 7, ">"), ("fft", 7, ">"), ("gemm", 7, ">"), ("fastest", 7, "<"),
-                 ("auto/best", 9, ">")]
+                 ("auto/best", 9, ">"), ("numpy", 7, ">")]
     return cols
 
 
@@ -356,7 +370,8 @@ def conv_row(rec, methods: bool):
     if methods:
         ms = rec["methods_ms"]
         cells += [fmt_ms(ms["direct"]), fmt_ms(ms["fft"]), fmt_ms(ms["gemm"]),
-                  rec["fastest_method"], fmt_ratio(rec["auto_vs_fastest"])]
+                  rec["fastest_method"], fmt_ratio(rec["auto_vs_fastest"]),
+                  fmt_ms(rec.get("numpy_direct_ms"))]
     return cells
 
 
