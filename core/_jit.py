@@ -119,41 +119,90 @@ def _conv_rows(x, w, bias, rmap, cmap, cval, sh, sw, dh, dw, groups, out, b0, b1
                     for xo in range(wo):
                         acc[xo] = bf
                     for ci in range(cg):
-                        for i in range(kh):
-                            s = rows[ci, base + i * dh]
-                            wrow = w[f, ci, i]
-                            j = 0
-                            # shifted views: loop indices stay provably >= 0 and, at
-                            # stride 1, the views contiguous, so the loops vectorise
-                            while j + 3 <= kw:  # three taps per pass over acc
-                                w0 = wrow[j]
-                                w1 = wrow[j + 1]
-                                w2 = wrow[j + 2]
-                                if sw == 1:
-                                    c0 = s[j * dw:]
-                                    c1 = s[(j + 1) * dw:]
-                                    c2 = s[(j + 2) * dw:]
-                                    for xo in range(wo):
-                                        acc[xo] += w0 * c0[xo] + w1 * c1[xo] + w2 * c2[xo]
-                                else:
-                                    v0 = s[j * dw::sw]
-                                    v1 = s[(j + 1) * dw::sw]
-                                    v2 = s[(j + 2) * dw::sw]
-                                    for xo in range(wo):
-                                        acc[xo] += w0 * v0[xo] + w1 * v1[xo] + w2 * v2[xo]
-                                j += 3
-                            while j < kw:
-                                w0 = wrow[j]
-                                if sw == 1:
-                                    c0 = s[j * dw:]
-                                    for xo in range(wo):
-                                        acc[xo] += w0 * c0[xo]
-                                else:
-                                    v0 = s[j * dw::sw]
-                                    for xo in range(wo):
-                                        acc[xo] += w0 * v0[xo]
-                                j += 1
+                        _row_taps(acc, rows[ci], w[f, ci], base, dh, dw, sw, wo)
 
+
+def _row_taps(acc, src, wk, base, dh, dw, sw, wo):
+    """``acc[x] += sum_ij wk[i, j] * src[base + i*dh, x*sw + j*dw]``: the taps in blocks
+    of 3x3 (nine per pass over ``acc``), then columns of three, then rows of three,
+    then single taps. The shifted views keep loop indices provably >= 0 and, at stride
+    1, the views contiguous, so that the loops vectorise."""
+    kh, kw = wk.shape
+    i = 0
+    while i + 3 <= kh:
+        sa = src[base + i * dh]
+        sb = src[base + (i + 1) * dh]
+        sc = src[base + (i + 2) * dh]
+        j = 0
+        while j + 3 <= kw:
+            o0 = j * dw
+            o1 = o0 + dw
+            o2 = o1 + dw
+            if sw == 1:
+                _taps9(acc, sa[o0:], sa[o1:], sa[o2:], sb[o0:], sb[o1:], sb[o2:], sc[o0:],
+                       sc[o1:], sc[o2:], wk[i, j], wk[i, j + 1], wk[i, j + 2], wk[i + 1, j],
+                       wk[i + 1, j + 1], wk[i + 1, j + 2], wk[i + 2, j], wk[i + 2, j + 1],
+                       wk[i + 2, j + 2], wo)
+            else:
+                _taps9(acc, sa[o0::sw], sa[o1::sw], sa[o2::sw], sb[o0::sw], sb[o1::sw],
+                       sb[o2::sw], sc[o0::sw], sc[o1::sw], sc[o2::sw], wk[i, j], wk[i, j + 1],
+                       wk[i, j + 2], wk[i + 1, j], wk[i + 1, j + 1], wk[i + 1, j + 2],
+                       wk[i + 2, j], wk[i + 2, j + 1], wk[i + 2, j + 2], wo)
+            j += 3
+        while j < kw:
+            o0 = j * dw
+            if sw == 1:
+                _taps3(acc, sa[o0:], sb[o0:], sc[o0:], wk[i, j], wk[i + 1, j], wk[i + 2, j], wo)
+            else:
+                _taps3(acc, sa[o0::sw], sb[o0::sw], sc[o0::sw], wk[i, j], wk[i + 1, j],
+                       wk[i + 2, j], wo)
+            j += 1
+        i += 3
+    while i < kh:
+        s = src[base + i * dh]
+        j = 0
+        while j + 3 <= kw:
+            o0 = j * dw
+            o1 = o0 + dw
+            o2 = o1 + dw
+            if sw == 1:
+                _taps3(acc, s[o0:], s[o1:], s[o2:], wk[i, j], wk[i, j + 1], wk[i, j + 2], wo)
+            else:
+                _taps3(acc, s[o0::sw], s[o1::sw], s[o2::sw], wk[i, j], wk[i, j + 1],
+                       wk[i, j + 2], wo)
+            j += 3
+        while j < kw:
+            if sw == 1:
+                _taps1(acc, s[j * dw:], wk[i, j], wo)
+            else:
+                _taps1(acc, s[j * dw::sw], wk[i, j], wo)
+            j += 1
+        i += 1
+
+
+def _taps9(acc, a0, a1, a2, b0, b1, b2, c0, c1, c2, wa0, wa1, wa2, wb0, wb1, wb2, wc0, wc1,
+           wc2, n):
+    for x in range(n):
+        acc[x] += (wa0 * a0[x] + wa1 * a1[x] + wa2 * a2[x] + wb0 * b0[x] + wb1 * b1[x]
+                   + wb2 * b2[x] + wc0 * c0[x] + wc1 * c1[x] + wc2 * c2[x])
+
+
+def _taps3(acc, a0, a1, a2, w0, w1, w2, n):
+    for x in range(n):
+        acc[x] += w0 * a0[x] + w1 * a1[x] + w2 * a2[x]
+
+
+def _taps1(acc, a0, w0, n):
+    for x in range(n):
+        acc[x] += w0 * a0[x]
+
+
+_FLAGS = dict(nogil=True, boundscheck=False, fastmath={"contract"}, error_model="numpy")
+if numba is not None:  # pragma: no branch - the helpers the loop calls, compiled with it
+    _taps9 = numba.njit(**_FLAGS)(_taps9)
+    _taps3 = numba.njit(**_FLAGS)(_taps3)
+    _taps1 = numba.njit(**_FLAGS)(_taps1)
+    _row_taps = numba.njit(**_FLAGS)(_row_taps)
 
 _kernels: dict = {}
 
@@ -175,8 +224,7 @@ def _kernel(dtype: np.dtype):
         with _compile_lock:
             fn = _kernels.get(dtype)
             if fn is None:
-                fn = numba.njit(_signature(dtype), nogil=True, cache=True, boundscheck=False,
-                                fastmath={"contract"}, error_model="numpy")(_conv_rows)
+                fn = numba.njit(_signature(dtype), cache=True, **_FLAGS)(_conv_rows)
                 _kernels[dtype] = fn
     return fn
 
