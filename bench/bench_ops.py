@@ -178,8 +178,8 @@ def environment(malloc_applied: bool) -> dict:
 def print_environment(env: dict) -> None:
     print("Environment")
     keys = ["python", "platform", "cpu_model", "avx512f", "cpu_count", "cpus_usable", "numpy",
-            "numpy_blas", "numba", "jit_enabled", "scipy", "torch", "torch_threads", "torch_mkldnn", "cv2",
-            "cv2_threads", "cv2_optimized", "reuse_large_allocations"]
+            "numpy_blas", "numba", "jit_enabled", "scipy", "torch", "torch_threads",
+            "torch_mkldnn", "cv2", "cv2_threads", "cv2_optimized", "reuse_large_allocations"]
     for k in keys:
         if k in env:
             print(f"  {k:<24} {env[k]}")

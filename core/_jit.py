@@ -3,22 +3,29 @@
 numpy runs a shift-and-add convolution as one pass over memory per tap (an einsum
 fused multiply-add, or a ufunc multiply and add): about 0.3 ns per multiply-add here,
 far from what the CPU can do. The loop below, compiled by numba, does the same sums
-with the tap weight in a register and the row being built in L1 cache: at 1920x1080
-RGB it is 2.5-4.5x faster than the numpy paths (bench/bench_ops.py --methods).
+with the tap weights in registers and the row being built in L1 cache: at 1920x1080
+RGB it is 1.7-3.5x faster than the numpy paths (bench/bench_ops.py --methods, column
+``numpy``).
 
-numba is an optional dependency (the ``fast`` extra): without it, or with the
-environment variable ``CONVSCOPE_JIT=0``, :mod:`core.conv` uses its numpy paths, which
-give the same results (both are tested against the naive twin). The first call per
-dtype compiles the loop (about a second; cached on disk by numba afterwards).
+numba is a dependency that :mod:`core` can do without: where it is missing (no wheel
+yet for a new Python) or the environment variable ``CONVSCOPE_JIT=0`` is set,
+:mod:`core.conv` uses its numpy paths, which give the same results (the tests run
+both against the naive twin). The first call per
+dtype compiles the loop (a few seconds; cached on disk by numba afterwards, and the
+app does it in a background thread at start-up).
 
 The loop (:func:`conv_rows`) serves every direct convolution: any groups, stride,
 dilation and padding mode. For each image and block of output rows it gathers the
 padded input rows it needs into a planar scratch block (padding applied through the
 row and column source maps of :func:`core.padding.padding_index`, so the input is
 never padded as a whole and may have any memory layout), then builds each output row
-in a small accumulator: ``acc[x] += w[f, c, i, j] * rows[c, i, x + j]``, three taps of
-a kernel row per pass over ``acc``. No fast-math: NaN and inf propagate as in the
-naive sum (only the multiply and add are contracted into FMAs).
+in place: ``acc[x] += w[f, c, i, j] * rows[c, i, x + j]``, nine taps (a 3x3 block of
+the kernel) per pass over the row, which stays in L1 cache. No fast-math: NaN and inf
+propagate as in the naive sum (only multiply-adds are contracted into FMAs).
+
+numba keeps the compiled code in its on-disk cache (``__pycache__`` beside this file,
+or the user's cache folder), which it writes and reads itself, like Python's own
+``.pyc`` files; no user data goes through it.
 """
 
 from __future__ import annotations
