@@ -32,16 +32,17 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 
 import numpy as np
 
-__all__ = ["available", "enabled", "set_enabled", "conv_rows", "warm_up"]
+__all__ = ["available", "enabled", "set_enabled", "ready", "conv_rows", "warm_up"]
 
 try:  # pragma: no cover - depends on the environment
     if os.environ.get("CONVSCOPE_JIT", "1").strip().lower() in ("0", "no", "false", "off"):
         raise ImportError("disabled by CONVSCOPE_JIT")
     import numba
-except ImportError:  # pragma: no cover
+except Exception:  # noqa: BLE001 - missing, disabled, or broken (numpy too new for it)
     numba = None
 
 _enabled = numba is not None
@@ -246,10 +247,26 @@ def conv_rows(x, w, bias, rmap, cmap, cval, stride, dilation, groups, out, b0, b
                        dilation[0], dilation[1], groups, out, b0, b1, r0, r1)
 
 
+def ready(dtype) -> bool:
+    """Whether :mod:`core.conv` can use the loop for ``dtype`` now: enabled, and compiled
+    (this compiles it on first use). If numba fails to compile it, the loop is switched
+    off for the rest of the process with a ``RuntimeWarning``, and the numpy paths
+    take over."""
+    if not _enabled:
+        return False
+    try:
+        _kernel(np.dtype(dtype))
+    except Exception as exc:  # noqa: BLE001 - any compiler failure: fall back to numpy
+        set_enabled(False)
+        warnings.warn(f"ConvScope: numba could not compile the convolution loop "
+                      f"({type(exc).__name__}: {exc}); using the numpy paths",
+                      RuntimeWarning, stacklevel=2)
+        return False
+    return True
+
+
 def warm_up(dtypes=(np.float32,)) -> None:
     """Compile (or load from numba's cache) the loop for these dtypes now, e.g. in a
     background thread at application start, so that the first filter does not wait."""
-    if numba is None:
-        return
     for dt in dtypes:
-        _kernel(np.dtype(dt))
+        ready(dt)

@@ -308,7 +308,7 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
     if method == "auto":
         # a low-rank kernel (a 15x15 Gaussian) is cheapest as 1-D passes, even when large
         method = "direct" if factors is not None else _auto_method(x4, w, groups, wo)
-    if method == "direct" and factors is None and _jit.enabled():
+    if method == "direct" and factors is None and _jit.ready(dtype):
         y = _conv_jit(x4, w, b, pads, padding_mode, cval, ho, wo, stride, dilation, groups)
         return y[0] if squeeze else y
     if method == "direct" and (factors is not None or rows_ok):
@@ -333,7 +333,7 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
     elif _fft_safe(_magnitude(x4, padding_mode, cval) if magnitude is None else magnitude,
                    xp.shape, w, dtype):
         y = _conv_fft(xp, w, ho, wo, stride, dilation, groups)
-    elif _jit.enabled():
+    elif _jit.ready(dtype):
         # a Fourier transform would spread a NaN/inf (or an overflow) over the whole tile
         y = _conv_jit(x4, w, b, pads, padding_mode, cval, ho, wo, stride, dilation, groups)
         return y[0] if squeeze else y

@@ -1380,3 +1380,25 @@ def test_jit_can_be_switched_off_by_environment():
                              env={**__import__("os").environ, "CONVSCOPE_JIT": value},
                              check=True)
         assert out.stdout.split() == expect.split()
+
+
+@needs_jit
+@pytest.mark.numpy_paths
+def test_jit_compile_failure_falls_back_to_numpy(monkeypatch):
+    """If numba cannot compile the loop (a broken install), conv2d warns once, switches
+    the loop off and still returns the right result from the numpy paths."""
+    monkeypatch.setattr(_jit, "_enabled", True)
+    monkeypatch.setattr(_jit, "_kernels", {})
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("LLVM exploded")
+
+    monkeypatch.setattr(_jit.numba, "njit", lambda *a, **k: broken)
+    rng = np.random.default_rng(5)
+    x = rng.random((1, 3, 20, 20), dtype=np.float32)
+    w = rng.standard_normal((3, 1, 3, 3)).astype(np.float32)
+    with pytest.warns(RuntimeWarning, match="LLVM exploded"):
+        got = conv2d(x, w, groups=3, padding=1, method="direct")
+    assert not _jit.enabled()
+    ref = conv2d_naive(x.astype(np.float64), w.astype(np.float64), groups=3, padding=1)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
