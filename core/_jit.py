@@ -78,6 +78,11 @@ def _conv_rows(x, w, bias, rmap, cmap, cval, sh, sw, dh, dw, groups, out, b0, b1
     w: (F, C/groups, kh, kw); bias: (F,);
     rmap/cmap: source row/column of each padded row/column (-1: the value ``cval``);
     out: (N, F, Ho, Wo), C-contiguous (rows are built in place).
+
+    The hot loops index arrays directly instead of slicing views: a numba view costs
+    an atomic reference count on its parent, which both threads share (at 512x512 the
+    views made the loop 2.5x slower). Column indices are unsigned, so numba adds no
+    negative-index wraparound and the loops over a row vectorise.
     """
     n_f, cg, kh, kw = w.shape
     wo = out.shape[3]
@@ -86,6 +91,7 @@ def _conv_rows(x, w, bias, rmap, cmap, cval, sh, sw, dh, dw, groups, out, b0, b1
     wp = (wo - 1) * sw + dw * (kw - 1) + 1  # padded columns read
     nr = (r1 - r0 - 1) * sh + span_h  # padded rows read
     rows = np.empty((cg, nr, wp), out.dtype)
+    wk = w.copy()  # private copy: no reference count shared with the other thread
     # interior columns: cmap[col] == col - lo for lo <= col < hi
     lo = 0
     while lo < wp and cmap[lo] < 0:
@@ -95,121 +101,119 @@ def _conv_rows(x, w, bias, rmap, cmap, cval, sh, sw, dh, dw, groups, out, b0, b1
     hi = lo
     while hi < wp and cmap[hi] == hi + shift:
         hi += 1
+    u_lo = np.uint64(lo)
+    u_src0 = np.uint64(lo + shift)  # first interior source column (>= 0)
+    u_n = np.uint64(hi - lo)
     for b in range(b0, b1):
         for g in range(groups):
             # gather the padded rows of this group's channels, planar
             for k in range(nr):
                 src = rmap[r0 * sh + k]
-                if src < 0:
-                    for ci in range(cg):
+                for ci in range(cg):
+                    c = g * cg + ci
+                    if src < 0:
                         for col in range(wp):
                             rows[ci, k, col] = cval
-                    continue
-                line = x[b, src, :, g * cg:(g + 1) * cg]  # (W, C/groups)
-                for ci in range(cg):
-                    dst = rows[ci, k]
-                    chan = line[:, ci]
+                        continue
                     for col in range(lo):
                         sc = cmap[col]
-                        dst[col] = chan[sc] if sc >= 0 else cval
-                    seg = chan[lo + shift:hi + shift]
-                    inner = dst[lo:hi]
-                    for t in range(hi - lo):
-                        inner[t] = seg[t]
+                        rows[ci, k, col] = x[b, src, sc, c] if sc >= 0 else cval
+                    for t in range(u_n):
+                        rows[ci, k, u_lo + t] = x[b, src, u_src0 + t, c]
                     for col in range(hi, wp):
                         sc = cmap[col]
-                        dst[col] = chan[sc] if sc >= 0 else cval
+                        rows[ci, k, col] = x[b, src, sc, c] if sc >= 0 else cval
             for f in range(g * fg, (g + 1) * fg):
+                bf = bias[f]
                 for r in range(r0, r1):
-                    base = (r - r0) * sh
-                    bf = bias[f]
-                    acc = out[b, f, r]  # built in place
                     for xo in range(wo):
-                        acc[xo] = bf
+                        out[b, f, r, xo] = bf
+                    base = (r - r0) * sh
                     for ci in range(cg):
-                        _row_taps(acc, rows[ci], w[f, ci], base, dh, dw, sw, wo)
+                        _row_taps(out, b, f, r, rows, ci, wk, base, dh, dw, sw, wo)
 
 
-def _row_taps(acc, src, wk, base, dh, dw, sw, wo):
-    """``acc[x] += sum_ij wk[i, j] * src[base + i*dh, x*sw + j*dw]``: the taps in blocks
-    of 3x3 (nine per pass over ``acc``), then columns of three, then rows of three,
-    then single taps. The shifted views keep loop indices provably >= 0 and, at stride
-    1, the views contiguous, so that the loops vectorise."""
-    kh, kw = wk.shape
+def _row_taps(out, b, f, r, src, ci, wk, base, dh, dw, sw, wo):
+    """``out[b, f, r, x] += sum_ij wk[f, ci, i, j] * src[ci, base + i*dh, x*sw + j*dw]``:
+    the taps in blocks of 3x3 (nine per pass over the row), then columns of three,
+    then rows of three, then single taps."""
+    kh, kw = wk.shape[2], wk.shape[3]
+    n = np.uint64(wo)
+    us = np.uint64(sw)
     i = 0
     while i + 3 <= kh:
-        sa = src[base + i * dh]
-        sb = src[base + (i + 1) * dh]
-        sc = src[base + (i + 2) * dh]
+        ra = base + i * dh
+        rb = ra + dh
+        rc = rb + dh
         j = 0
         while j + 3 <= kw:
-            o0 = j * dw
-            o1 = o0 + dw
-            o2 = o1 + dw
+            o0 = np.uint64(j * dw)
+            o1 = np.uint64((j + 1) * dw)
+            o2 = np.uint64((j + 2) * dw)
+            a0 = wk[f, ci, i, j]
+            a1 = wk[f, ci, i, j + 1]
+            a2 = wk[f, ci, i, j + 2]
+            b0 = wk[f, ci, i + 1, j]
+            b1 = wk[f, ci, i + 1, j + 1]
+            b2 = wk[f, ci, i + 1, j + 2]
+            c0 = wk[f, ci, i + 2, j]
+            c1 = wk[f, ci, i + 2, j + 1]
+            c2 = wk[f, ci, i + 2, j + 2]
             if sw == 1:
-                _taps9(acc, sa[o0:], sa[o1:], sa[o2:], sb[o0:], sb[o1:], sb[o2:], sc[o0:],
-                       sc[o1:], sc[o2:], wk[i, j], wk[i, j + 1], wk[i, j + 2], wk[i + 1, j],
-                       wk[i + 1, j + 1], wk[i + 1, j + 2], wk[i + 2, j], wk[i + 2, j + 1],
-                       wk[i + 2, j + 2], wo)
+                for xo in range(n):
+                    out[b, f, r, xo] += (
+                        a0 * src[ci, ra, xo + o0] + a1 * src[ci, ra, xo + o1]
+                        + a2 * src[ci, ra, xo + o2] + b0 * src[ci, rb, xo + o0]
+                        + b1 * src[ci, rb, xo + o1] + b2 * src[ci, rb, xo + o2]
+                        + c0 * src[ci, rc, xo + o0] + c1 * src[ci, rc, xo + o1]
+                        + c2 * src[ci, rc, xo + o2])
             else:
-                _taps9(acc, sa[o0::sw], sa[o1::sw], sa[o2::sw], sb[o0::sw], sb[o1::sw],
-                       sb[o2::sw], sc[o0::sw], sc[o1::sw], sc[o2::sw], wk[i, j], wk[i, j + 1],
-                       wk[i, j + 2], wk[i + 1, j], wk[i + 1, j + 1], wk[i + 1, j + 2],
-                       wk[i + 2, j], wk[i + 2, j + 1], wk[i + 2, j + 2], wo)
+                for xo in range(n):
+                    q = xo * us
+                    out[b, f, r, xo] += (
+                        a0 * src[ci, ra, q + o0] + a1 * src[ci, ra, q + o1]
+                        + a2 * src[ci, ra, q + o2] + b0 * src[ci, rb, q + o0]
+                        + b1 * src[ci, rb, q + o1] + b2 * src[ci, rb, q + o2]
+                        + c0 * src[ci, rc, q + o0] + c1 * src[ci, rc, q + o1]
+                        + c2 * src[ci, rc, q + o2])
             j += 3
-        while j < kw:
-            o0 = j * dw
-            if sw == 1:
-                _taps3(acc, sa[o0:], sb[o0:], sc[o0:], wk[i, j], wk[i + 1, j], wk[i + 2, j], wo)
-            else:
-                _taps3(acc, sa[o0::sw], sb[o0::sw], sc[o0::sw], wk[i, j], wk[i + 1, j],
-                       wk[i + 2, j], wo)
+        while j < kw:  # a column of three taps
+            o0 = np.uint64(j * dw)
+            a0 = wk[f, ci, i, j]
+            b0 = wk[f, ci, i + 1, j]
+            c0 = wk[f, ci, i + 2, j]
+            for xo in range(n):
+                q = xo * us + o0
+                out[b, f, r, xo] += (a0 * src[ci, ra, q] + b0 * src[ci, rb, q]
+                                     + c0 * src[ci, rc, q])
             j += 1
         i += 3
-    while i < kh:
-        s = src[base + i * dh]
+    while i < kh:  # the last one or two kernel rows
+        ra = base + i * dh
         j = 0
-        while j + 3 <= kw:
-            o0 = j * dw
-            o1 = o0 + dw
-            o2 = o1 + dw
-            if sw == 1:
-                _taps3(acc, s[o0:], s[o1:], s[o2:], wk[i, j], wk[i, j + 1], wk[i, j + 2], wo)
-            else:
-                _taps3(acc, s[o0::sw], s[o1::sw], s[o2::sw], wk[i, j], wk[i, j + 1],
-                       wk[i, j + 2], wo)
+        while j + 3 <= kw:  # three taps of the row
+            o0 = np.uint64(j * dw)
+            o1 = np.uint64((j + 1) * dw)
+            o2 = np.uint64((j + 2) * dw)
+            a0 = wk[f, ci, i, j]
+            a1 = wk[f, ci, i, j + 1]
+            a2 = wk[f, ci, i, j + 2]
+            for xo in range(n):
+                q = xo * us
+                out[b, f, r, xo] += (a0 * src[ci, ra, q + o0] + a1 * src[ci, ra, q + o1]
+                                     + a2 * src[ci, ra, q + o2])
             j += 3
         while j < kw:
-            if sw == 1:
-                _taps1(acc, s[j * dw:], wk[i, j], wo)
-            else:
-                _taps1(acc, s[j * dw::sw], wk[i, j], wo)
+            o0 = np.uint64(j * dw)
+            a0 = wk[f, ci, i, j]
+            for xo in range(n):
+                out[b, f, r, xo] += a0 * src[ci, ra, xo * us + o0]
             j += 1
         i += 1
 
 
-def _taps9(acc, a0, a1, a2, b0, b1, b2, c0, c1, c2, wa0, wa1, wa2, wb0, wb1, wb2, wc0, wc1,
-           wc2, n):
-    for x in range(n):
-        acc[x] += (wa0 * a0[x] + wa1 * a1[x] + wa2 * a2[x] + wb0 * b0[x] + wb1 * b1[x]
-                   + wb2 * b2[x] + wc0 * c0[x] + wc1 * c1[x] + wc2 * c2[x])
-
-
-def _taps3(acc, a0, a1, a2, w0, w1, w2, n):
-    for x in range(n):
-        acc[x] += w0 * a0[x] + w1 * a1[x] + w2 * a2[x]
-
-
-def _taps1(acc, a0, w0, n):
-    for x in range(n):
-        acc[x] += w0 * a0[x]
-
-
 _FLAGS = dict(nogil=True, boundscheck=False, fastmath={"contract"}, error_model="numpy")
-if numba is not None:  # pragma: no branch - the helpers the loop calls, compiled with it
-    _taps9 = numba.njit(**_FLAGS)(_taps9)
-    _taps3 = numba.njit(**_FLAGS)(_taps3)
-    _taps1 = numba.njit(**_FLAGS)(_taps1)
+if numba is not None:  # pragma: no branch - the helper the loop calls, compiled with it
     _row_taps = numba.njit(**_FLAGS)(_row_taps)
 
 _kernels: dict = {}
