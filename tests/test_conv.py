@@ -1285,7 +1285,8 @@ def test_low_rank_and_fft_paths_do_not_overflow_near_float_max():
 
 # ------------------------------------------------------------- the compiled loop (jit)
 
-needs_jit = pytest.mark.skipif(not _jit.available(), reason="numba is not installed")
+needs_jit = pytest.mark.skipif(not _jit.available(),
+                               reason="numba is not available (not installed, or CONVSCOPE_JIT=0)")
 
 
 @needs_jit
