@@ -71,12 +71,13 @@ def set_enabled(flag: bool) -> bool:
     return old
 
 
-def _conv_rows(x, w, bias, rmap, cmap, cval, sh, sw, dh, dw, groups, out, b0, b1, r0, r1):
+def _conv_rows(x, w, bias, rmap, cmap, pl, cval, sh, sw, dh, dw, groups, out, b0, b1, r0, r1):
     """``out[b, f, r, :]`` for images ``b0:b1`` and output rows ``r0:r1``.
 
     x: (N, H, W, C), any strides (a transposed view of planar input);
     w: (F, C/groups, kh, kw); bias: (F,);
     rmap/cmap: source row/column of each padded row/column (-1: the value ``cval``);
+    pl: the left padding (padded columns ``pl:pl + W`` are the input's, in order);
     out: (N, F, Ho, Wo), C-contiguous (rows are built in place).
 
     The hot loops index arrays directly instead of slicing views: a numba view costs
@@ -92,17 +93,11 @@ def _conv_rows(x, w, bias, rmap, cmap, cval, sh, sw, dh, dw, groups, out, b0, b1
     nr = (r1 - r0 - 1) * sh + span_h  # padded rows read
     rows = np.empty((cg, nr, wp), out.dtype)
     wk = w.copy()  # private copy: no reference count shared with the other thread
-    # interior columns: cmap[col] == col - lo for lo <= col < hi
-    lo = 0
-    while lo < wp and cmap[lo] < 0:
-        lo += 1
-    lo = min(lo, wp)
-    shift = cmap[lo] - lo if lo < wp else 0
-    hi = lo
-    while hi < wp and cmap[hi] == hi + shift:
-        hi += 1
+    # interior columns lo:hi read input columns 0:hi-lo in order (a straight copy);
+    # only the border columns go through cmap (reflect, replicate, circular, constant)
+    lo = min(pl, wp)
+    hi = min(pl + x.shape[2], wp)
     u_lo = np.uint64(lo)
-    u_src0 = np.uint64(lo + shift)  # first interior source column (>= 0)
     u_n = np.uint64(hi - lo)
     for b in range(b0, b1):
         for g in range(groups):
@@ -119,7 +114,7 @@ def _conv_rows(x, w, bias, rmap, cmap, cval, sh, sw, dh, dw, groups, out, b0, b1
                         sc = cmap[col]
                         rows[ci, k, col] = x[b, src, sc, c] if sc >= 0 else cval
                     for t in range(u_n):
-                        rows[ci, k, u_lo + t] = x[b, src, u_src0 + t, c]
+                        rows[ci, k, u_lo + t] = x[b, src, t, c]
                     for col in range(hi, wp):
                         sc = cmap[col]
                         rows[ci, k, col] = x[b, src, sc, c] if sc >= 0 else cval
@@ -222,10 +217,16 @@ _kernels: dict = {}
 def _signature(dtype: np.dtype):
     t = numba.from_dtype(dtype)
     i64 = numba.int64
-    c4 = t[:, :, :, ::1]
-    # x as (N, H, W, C) of any layout: one compilation serves planar and channels-last
-    return numba.void(t[:, :, :, :], c4, t[::1], i64[::1], i64[::1], t, i64, i64, i64,
-                      i64, i64, c4, i64, i64, i64, i64)
+    array = numba.types.Array
+    # inputs typed read-only (writable arrays convert to that; read-only ones, such as
+    # np.broadcast_to views or Pillow buffers, would match no other signature), and x as
+    # (N, H, W, C) of any layout: one compilation serves planar and channels-last
+    x_t = array(t, 4, "A", readonly=True)
+    w_t = array(t, 4, "C", readonly=True)
+    b_t = array(t, 1, "C", readonly=True)
+    map_t = array(i64, 1, "C", readonly=True)
+    return numba.void(x_t, w_t, b_t, map_t, map_t, i64, t, i64, i64, i64, i64, i64,
+                      t[:, :, :, ::1], i64, i64, i64, i64)
 
 
 def _kernel(dtype: np.dtype):
@@ -241,14 +242,15 @@ def _kernel(dtype: np.dtype):
     return fn
 
 
-def conv_rows(x, w, bias, rmap, cmap, cval, stride, dilation, groups, out, b0, b1, r0, r1):
+def conv_rows(x, w, bias, rmap, cmap, pl, cval, stride, dilation, groups, out, b0, b1, r0,
+              r1):
     """Run the compiled loop on images ``b0:b1``, output rows ``r0:r1`` (see
     :func:`_conv_rows`). ``x``, ``w`` (C-contiguous), ``bias`` and ``out`` share one
     float dtype; ``rmap``/``cmap`` are int64."""
     if numba is None:
         raise RuntimeError("numba is not available")
-    _kernel(out.dtype)(x, w, bias, rmap, cmap, out.dtype.type(cval), stride[0], stride[1],
-                       dilation[0], dilation[1], groups, out, b0, b1, r0, r1)
+    _kernel(out.dtype)(x, w, bias, rmap, cmap, pl, out.dtype.type(cval), stride[0],
+                       stride[1], dilation[0], dilation[1], groups, out, b0, b1, r0, r1)
 
 
 def ready(dtype) -> bool:

@@ -522,8 +522,8 @@ def _conv_jit(x4, w, b, pads, mode, cval, ho, wo, stride, dilation, groups):
     value = cval if mode == "constant" else 0.0
 
     def run(b0, b1, r0, r1):
-        _jit.conv_rows(xl, w, bias, rmap, cmap, value, stride, dilation, groups, out, b0, b1,
-                       r0, r1)
+        _jit.conv_rows(xl, w, bias, rmap, cmap, pl, value, stride, dilation, groups, out, b0,
+                       b1, r0, r1)
 
     if n * image_work < THREAD_MIN_WORK:
         for item in items:

@@ -1403,3 +1403,20 @@ def test_jit_compile_failure_falls_back_to_numpy(monkeypatch):
     assert not _jit.enabled()
     ref = conv2d_naive(x.astype(np.float64), w.astype(np.float64), groups=3, padding=1)
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_read_only_and_broadcast_inputs(method):
+    """Review regression: the compiled loop refused read-only arrays (a Pillow buffer,
+    np.broadcast_to) with a numba TypeError. Every method takes them."""
+    rng = np.random.default_rng(31)
+    x = rng.random((1, 3, 12, 14)).astype(np.float32)
+    w = rng.standard_normal((3, 1, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(3).astype(np.float32)
+    for arr in (x, w, b):
+        arr.flags.writeable = False
+    for xin in (x, np.broadcast_to(x[:, :1], x.shape)):
+        ref = conv2d_naive(np.array(xin, np.float64), w.astype(np.float64),
+                           b.astype(np.float64), groups=3, padding=1, padding_mode="reflect")
+        got = conv2d(xin, w, b, groups=3, padding=1, padding_mode="reflect", method=method)
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
