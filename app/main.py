@@ -34,6 +34,30 @@ def parse_args(argv):
     return ap.parse_args(argv)
 
 
+def _report_warm_up(win, warm) -> None:
+    """While the first compile of the convolution loop runs (the first start after an
+    install: a few seconds; later starts load it from numba's cache in under a second),
+    say so in the status bar, so that maps that wait for it do not look stuck."""
+    from PyQt6.QtCore import QTimer
+
+    message = "Compiling the convolution loop (first start after installing only)…"
+    timer = QTimer(win)
+    timer.setInterval(250)
+    shown = {"n": 0}
+
+    def check():
+        shown["n"] += 1
+        if not warm.is_alive():
+            timer.stop()
+            if win.statusBar().currentMessage() == message:
+                win.statusBar().clearMessage()
+        elif shown["n"] == 4:  # still compiling after a second
+            win.statusBar().showMessage(message)
+
+    timer.timeout.connect(check)
+    timer.start()
+
+
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.screenshot and "QT_QPA_PLATFORM" not in os.environ:
@@ -54,12 +78,14 @@ def main(argv=None) -> int:
     import threading
 
     from core import _jit
-    threading.Thread(target=_jit.warm_up, name="convscope-jit-warm-up", daemon=True).start()
+    warm = threading.Thread(target=_jit.warm_up, name="convscope-jit-warm-up", daemon=True)
+    warm.start()
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("ConvScope")
     win = MainWindow()
     win.resize(*args.size)
+    _report_warm_up(win, warm)
     image = args.image or args.image_pos or str(SAMPLE_IMAGE)
     if args.pipeline and not win.load_pipeline_file(args.pipeline):
         print(f"convscope: {win.message.text()}", file=sys.stderr)

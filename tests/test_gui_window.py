@@ -692,3 +692,27 @@ def test_save_refuses_an_invalid_pipeline_and_keeps_the_file(sample, tmp_path, m
     assert not win.save_pipeline_file(str(path))
     assert "Not saved" in win.message.text() and "stage 1" in win.message.text()
     assert path.read_bytes() == before
+
+
+def test_status_bar_says_when_the_first_compile_is_slow(win, qtbot):
+    """app.main reports a slow first compile of the convolution loop in the status bar
+    (after a second) and clears the message when it is done; a fast (cached) load shows
+    nothing."""
+    import threading
+
+    from app.main import _report_warm_up
+    release = threading.Event()
+    slow = threading.Thread(target=release.wait, args=(10,), daemon=True)
+    slow.start()
+    _report_warm_up(win, slow)
+    qtbot.waitUntil(lambda: "Compiling the convolution loop" in win.statusBar().currentMessage(),
+                    timeout=5000)
+    release.set()
+    qtbot.waitUntil(lambda: win.statusBar().currentMessage() == "", timeout=5000)
+
+    fast = threading.Thread(target=lambda: None)
+    fast.start()
+    fast.join()
+    _report_warm_up(win, fast)
+    qtbot.wait(1500)
+    assert win.statusBar().currentMessage() == ""
