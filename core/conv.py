@@ -7,7 +7,7 @@ exact methods per call, all tested against the naive loop twin :func:`conv2d_nai
     The sums over the ``kh*kw`` taps. When numba is installed (:mod:`core._jit`), one
     compiled loop does every direct convolution (:func:`_conv_jit`): it gathers the
     padded input rows a block of output rows needs into planar scratch, then builds
-    each output row with nine taps per pass (2.5-4.5x faster than the numpy paths
+    each output row with nine taps per pass (2-5x faster than the numpy paths
     below; the result is planar). Low-rank kernels keep their 1-D passes where those
     are cheaper still (:data:`SEPARABLE_MAX_COST_JIT`). Without numba, or with
     ``CONVSCOPE_JIT=0``, the numpy paths: shift-and-add, ``y += w[i, j] * x[shifted]``.
