@@ -19,8 +19,16 @@ from dataclasses import dataclass
 import numpy as np
 from PyQt6.QtCore import QObject, QThread, QTimer, pyqtSignal, pyqtSlot
 
+from core import conv as core_conv
 from core.display import map_stats, preview, preview_factor
+from core.memory import lower_thread_priority
 from core.pipeline import PipelineResult, run
+
+#: nice value added to the compute threads (this worker, conv2d's helper threads, the
+#: training worker): with the compiled conv loop two compute threads filled both cores
+#: and the UI thread waited 60-75 ms for one during a burst of edits at 1080p
+#: (bench/bench_gui.py); niced threads yield to it at once
+COMPUTE_NICENESS = 5
 
 
 @dataclass
@@ -49,10 +57,14 @@ class _Worker(QObject):
         self._latest = latest  # callable -> newest requested seq
         self._previous: PipelineResult | None = None
         self._display_cache: dict[str, DisplayLevel] = {}
+        self._niced = False
 
     @pyqtSlot(int, object, object)
     def compute(self, seq, image, pipeline):
         t0 = time.perf_counter()
+        if not self._niced:  # runs in the worker thread
+            self._niced = True
+            lower_thread_priority(COMPUTE_NICENESS)
         try:
             cancelled = False
 
@@ -101,6 +113,7 @@ class PipelineRunner(QObject):
         self._lock = threading.Lock()
         self._running: int | None = None
         self._pending = None
+        core_conv.set_worker_niceness(COMPUTE_NICENESS)
         self._thread = QThread()
         self._thread.setObjectName("convscope-pipeline")
         self._worker = _Worker(self.latest)

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 from PyQt6.QtCore import QObject, Qt, QThread, pyqtSignal, pyqtSlot
 
-from core.memory import set_blas_threads
+from app.compute import COMPUTE_NICENESS
+from core.memory import lower_thread_priority, set_blas_threads
 from core.nn.data import Dataset
 from core.nn.layers import Conv2D
 from core.nn.losses import softmax
@@ -144,7 +145,9 @@ class TrainWorker(QObject):
     def run(self):
         model = self.model
         last_epoch = None
-        # the UI runs with one BLAS thread (app.main); training wants both cores
+        # the UI runs with one BLAS thread (app.main); training wants both cores, at a
+        # lower priority than the UI thread (see app.compute.COMPUTE_NICENESS)
+        lower_thread_priority(COMPUTE_NICENESS)
         blas_before = set_blas_threads(TRAIN_BLAS_THREADS)
         try:
             gen = train(model, self.data, self.config, self.control)

@@ -123,6 +123,22 @@ SEPARABLE_MAX_COST_JIT = 0.15
 
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
+_worker_niceness = 0
+
+
+def set_worker_niceness(niceness: int) -> None:
+    """Run the helper threads of :func:`conv2d` at a lower priority (Unix nice
+    ``niceness``; see :func:`core.memory.lower_thread_priority`). The GUI sets it at
+    start-up so that its UI thread keeps a core; it applies to helper threads started
+    after the call (the pool starts them on first use)."""
+    global _worker_niceness
+    _worker_niceness = int(niceness)
+
+
+def _init_worker() -> None:
+    if _worker_niceness > 0:
+        from .memory import lower_thread_priority
+        lower_thread_priority(_worker_niceness)
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -131,7 +147,7 @@ def _pool() -> ThreadPoolExecutor:
         if _executor is None:
             _executor = ThreadPoolExecutor(
                 max_workers=max(2, min(4, os.cpu_count() or 2)),
-                thread_name_prefix="convscope-conv")
+                thread_name_prefix="convscope-conv", initializer=_init_worker)
         return _executor
 
 
