@@ -1,4 +1,4 @@
-"""Process-wide memory tuning for large images.
+"""Process-wide tuning: memory reuse for large images, BLAS threads, thread priority.
 
 glibc returns allocations above its mmap threshold (at most 32 MiB, adaptively less)
 as fresh pages that fault on first touch, on every call: a 3x3 convolution of a
