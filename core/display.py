@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MapStats", "map_stats", "preview", "value_ranges", "SCALES", "is_signed"]
+__all__ = ["MapStats", "map_stats", "preview", "value_ranges", "SCALES", "is_signed",
+           "colour_groups", "compose_rgb", "cell_label", "RGB_MAPPING"]
 
 SCALES = ("stage", "map", "global")
 #: longest side of a preview; larger maps are block-averaged by an integer factor
@@ -111,6 +112,7 @@ def _range(stats, robust: bool = False) -> tuple[float, float]:
     fin = [s for s in stats if np.isfinite(s.min)]
     if not fin:
         return (0.0, 1.0)
+    signed = min(s.min for s in fin) < 0  # decided on the full range, not the clipped one
     if robust and all(np.isfinite(s.p_low) for s in fin):
         lo = min(s.p_low for s in fin)
         hi = max(s.p_high for s in fin)
@@ -119,8 +121,10 @@ def _range(stats, robust: bool = False) -> tuple[float, float]:
     else:
         lo = min(s.min for s in fin)
         hi = max(s.max for s in fin)
-    if lo < 0:
-        m = max(abs(lo), abs(hi)) or 1.0
+    if signed:
+        # a diverging colormap must put 0 at its centre, also when clipping trimmed the
+        # few negatives (levels 0..0.8 put white at 0.4)
+        m = max(abs(lo), abs(hi)) or max(abs(s.min) for s in fin) or 1.0
         return (-m, m)
     if hi == lo:
         return (lo, lo + 1.0) if hi == 0 else (0.0, hi)
@@ -155,3 +159,63 @@ def value_ranges(levels_stats: list[list[MapStats]], scale: str = "stage", robus
         else:
             out.append([glob] * len(stats))
     return out
+
+
+# ------------------------------------------------------------------ the filtered photo
+
+#: how :func:`compose_rgb` maps values to colours (stated under the picture)
+RGB_MAPPING = "values clipped to 0..1, as an image editor shows a filtered photo"
+
+
+def colour_groups(result) -> list[list[tuple[int, int, int]]]:
+    """For every level of ``result`` (input first), the triples of map indices that are
+    the R, G and B versions of one map, or ``[]`` where there are none.
+
+    A map descends from one colour channel while every stage before it works per
+    channel (one parent each); a stage that sums over channels ends that. The k-th map
+    descending from R, G and B form triple k, so a per-channel stage with two kernels
+    gives two triples: (R*k1, G*k1, B*k1) and (R*k2, G*k2, B*k2).
+    """
+    inp = result.input
+    if list(inp.labels) != ["R", "G", "B"]:
+        return [[] for _ in range(1 + len(result.stages))]
+    roots = list(range(3))
+    out = [[(0, 1, 2)]]
+    for lvl in result.stages:
+        roots = [roots[p[0]] if len(p) == 1 and roots[p[0]] is not None else None
+                 for p in lvl.parents]
+        per = [[m for m, r in enumerate(roots) if r == c] for c in range(3)]
+        if any(r is None for r in roots) or len({len(p) for p in per}) != 1:
+            out.append([])
+            roots = [None] * len(roots)
+            continue
+        out.append(list(zip(*per)))
+    return out
+
+
+def compose_rgb(r: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Three maps as one (H, W, 3) float32 colour picture, clipped to 0..1 (NaN as 0)."""
+    rgb = np.stack([r, g, b], axis=-1).astype(np.float32, copy=False)
+    return np.nan_to_num(np.clip(rgb, 0.0, 1.0), nan=0.0)
+
+
+def cell_label(v: float, chars: int = 5) -> str:
+    """A map value written into its cell at high zoom: at most ``chars`` characters
+    where possible (``0.125``, ``-3.2``, ``1e+04``), ``nan``/``inf`` as such."""
+    v = float(v)
+    if not np.isfinite(v):
+        return "nan" if np.isnan(v) else ("inf" if v > 0 else "-inf")
+    if v == 0:
+        return "0"
+    if float(v).is_integer() and abs(v) < 10 ** chars:
+        text = str(int(v))
+        if len(text) <= chars:
+            return text
+    for digits in range(chars, 0, -1):
+        text = f"{v:.{digits}g}"
+        if "e" not in text and len(text) <= chars:
+            return text
+        if "e" in text:
+            break
+    mantissa, exponent = f"{v:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"

@@ -203,3 +203,51 @@ def test_is_signed():
     assert is_signed([S(0, 1), S(-1, 0)])
     assert not is_signed([S(0, 1), S(2, 3)])
     assert not is_signed([MapStats(float("nan"), float("nan"), float("nan"))])
+
+
+# ------------------------------------------------------------- clipped signed ranges
+
+
+@pytest.mark.parametrize("scale", ["stage", "map", "global"])
+def test_clipping_never_uncentres_a_signed_map(scale):
+    """Issue 11.5: 'Clip 1 %' trimmed the few negatives of a signed map (1st percentile
+    0) and the range became 0..0.8, so white (the diverging map's centre) sat at 0.4."""
+    rng = np.random.default_rng(0)
+    m = rng.uniform(0, 0.8, (100, 100)).astype(np.float32)
+    m[0, :5] = -0.3  # 0.05 % negatives: below the 1st percentile
+    st = map_stats(m)
+    assert st.p_low >= 0 > st.min
+    lo, hi = value_ranges([[S(0, 1)], [st]], scale, robust=True)[1][0]
+    assert lo == -hi and hi == pytest.approx(st.p_high)
+
+
+def test_colour_groups_follow_per_channel_stages():
+    from core.display import colour_groups
+    from core.pipeline import ActivationStage, ConvStage, Kernel, Pipeline, PoolStage, run
+    img = np.random.default_rng(1).random((12, 10, 3)).astype(np.float32)
+    k1, k2 = Kernel(np.eye(3), name="a"), Kernel(np.ones((3, 3)), name="b")
+    pipe = Pipeline([ConvStage([k1, k2], mode="per_channel", padding="same"),
+                     ActivationStage("relu"), PoolStage(),
+                     ConvStage([k1], mode="sum", padding="same"), ActivationStage("relu")])
+    res = run(img, pipe)
+    groups = colour_groups(res)
+    assert groups[0] == [(0, 1, 2)]
+    for g in groups[1:4]:  # R*a, R*b, G*a, G*b, B*a, B*b
+        assert g == [(0, 2, 4), (1, 3, 5)]
+        assert [res.stages[0].labels[i] for i in g[1]] == ["R * b", "G * b", "B * b"]
+    assert groups[4] == [] and groups[5] == []          # summed over channels: no colours
+    gray = run(img[:, :, :1], Pipeline([ActivationStage("relu")]))
+    assert colour_groups(gray) == [[], []]
+
+
+def test_compose_rgb_clips_and_cell_labels_stay_short():
+    from core.display import cell_label, compose_rgb
+    r = np.array([[-1.0, 0.5]], np.float32)
+    rgb = compose_rgb(r, r * 0 + 2, np.array([[np.nan, 0.25]], np.float32))
+    np.testing.assert_array_equal(rgb, [[[0, 1, 0], [0.5, 1, 0.25]]])
+    assert rgb.dtype == np.float32
+    cases = {320.0: "320", -3.25: "-3.25", 0.125: "0.125", -1 / 3: "-0.33", 123456.0: "1e5",
+             2.5e10: "2e10", float("nan"): "nan", float("-inf"): "-inf", 0.0: "0"}
+    for v, text in cases.items():
+        assert cell_label(v) == text, (v, cell_label(v))
+        assert len(cell_label(v)) <= 5
