@@ -20,7 +20,7 @@ import numpy as np
 from PyQt6.QtCore import QObject, QThread, QTimer, pyqtSignal, pyqtSlot
 
 from core import conv as core_conv
-from core.display import map_stats, preview, preview_factor
+from core.display import colour_groups, compose_rgb, map_stats, preview, preview_factor
 from core.memory import lower_thread_priority
 from core.pipeline import PipelineResult, run
 
@@ -36,6 +36,7 @@ class DisplayLevel:
     previews: list      # (h, w) float32 per map (block-averaged if large)
     factor: int         # preview block size
     stats: list         # MapStats per map (of the full-resolution map)
+    colours: list | None = None  # (h, w, 3) recombined RGB previews, one per colour group
 
 
 @dataclass
@@ -45,6 +46,7 @@ class RunOutput:
     levels: list        # DisplayLevel per level, input first
     seconds: float      # compute time in the worker
     cancelled: bool = False
+    colour_groups: list | None = None  # per level: (r, g, b) map triples (core.display)
 
 
 class _Worker(QObject):
@@ -81,21 +83,24 @@ class _Worker(QObject):
                 self.finished.emit(RunOutput(seq, res, [], time.perf_counter() - t0, True))
                 return
             self._previous = res
-            levels = [self._display(lvl) for lvl in [res.input, *res.stages]]
+            groups = colour_groups(res)
+            levels = [self._display(lvl, g) for lvl, g in zip([res.input, *res.stages], groups)]
             self._display_cache = {lvl.key: d for lvl, d in
                                    zip([res.input, *res.stages], levels)}
-            self.finished.emit(RunOutput(seq, res, levels, time.perf_counter() - t0))
+            self.finished.emit(RunOutput(seq, res, levels, time.perf_counter() - t0,
+                                         colour_groups=groups))
         except Exception as exc:  # a bug, not bad input: report it, keep the window alive
             traceback.print_exc()
             self.failed.emit(seq, f"{type(exc).__name__}: {exc}")
 
-    def _display(self, lvl) -> DisplayLevel:
+    def _display(self, lvl, groups=()) -> DisplayLevel:
         cached = self._display_cache.get(lvl.key)
-        if cached is not None:
+        if cached is not None and len(cached.colours or ()) == len(groups):
             return cached
         f = preview_factor(lvl.maps.shape)
-        return DisplayLevel([preview(m, f) for m in lvl.maps], f,
-                            [map_stats(m) for m in lvl.maps])
+        previews = [preview(m, f) for m in lvl.maps]
+        colours = [compose_rgb(*(previews[i] for i in g)) for g in groups]
+        return DisplayLevel(previews, f, [map_stats(m) for m in lvl.maps], colours)
 
 
 class PipelineRunner(QObject):

@@ -1,10 +1,23 @@
 """The feature-map grid: one column per channel, one row per stage (and per kernel).
 
 Every map is drawn in the input image's coordinates (its ImageItem's rect is the input
-extent), so a pooled map lies exactly over the region it summarises, zoom and pan are
-linked across all maps, and the hover crosshair can be drawn on every map at once:
-the hovered position is projected to every level by :func:`core.explain.project`
-(receptive field backwards, covering outputs forwards).
+extent), so a pooled map lies exactly over the region it summarises, and the hover
+crosshair can be drawn on every map at once: the hovered position is projected to
+every level by :func:`core.explain.project` (receptive field backwards, covering
+outputs forwards).
+
+Zoom and pan are shared through one :class:`ViewRange`: a rectangle in those input
+coordinates (or "fit"), which every map's view box follows. pyqtgraph's own
+``setXLink``/``setYLink`` link views through their on-screen geometry: while a relayout
+gave views of one data shape different widget sizes, their ranges drifted apart and
+stayed so (maps showing a zoomed-in corner after "Add pool", a narrow G column after
+maximising). A range kept in data coordinates cannot drift: each view fits the same
+rectangle into whatever size it has.
+
+Mouse: a plain wheel scrolls the grid; Ctrl+wheel (or a pinch) zooms about the pointer,
+from "the whole map fits" to :data:`MAX_CELL_PX` screen pixels per input cell; a left
+drag pans; a double-click fits. At :data:`VALUES_FROM_PX` pixels per cell and more,
+every visible cell shows its value.
 """
 
 from __future__ import annotations
@@ -13,12 +26,12 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import QRectF, Qt, QTimer, pyqtSignal
-from PyQt6.QtGui import QColor, QPen
-from PyQt6.QtWidgets import (QGraphicsRectItem, QGridLayout, QLabel, QScrollArea,
-                             QVBoxLayout, QWidget)
+from PyQt6.QtCore import QEvent, QObject, QPointF, QRectF, QSize, Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QBrush, QColor, QFont, QPainter, QPen
+from PyQt6.QtWidgets import (QApplication, QGraphicsItem, QGraphicsRectItem, QGridLayout,
+                             QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget)
 
-from core.display import PREVIEW_MAX_SIDE, value_ranges
+from core.display import PREVIEW_MAX_SIDE, RGB_MAPPING, cell_label, value_ranges
 from core.explain import project
 
 COLORMAPS = {
@@ -30,6 +43,19 @@ COLORMAPS = {
     "inferno": "inferno",
     "cividis": "cividis",
 }
+
+#: most screen pixels one input cell may take (the zoom limit)
+MAX_CELL_PX = 64.0
+#: cells drawn at least this large show their values
+VALUES_FROM_PX = 24.0
+#: one wheel notch (120 eighths of a degree) zooms by this factor
+WHEEL_ZOOM = 1.25
+#: how long a recompute may run before the maps are marked stale
+STALE_AFTER_MS = 150
+
+HOVER_COLOUR = QColor(255, 214, 0)      # bright yellow on a dark outline
+SELECT_COLOUR = QColor(255, 40, 220)    # magenta on a dark outline
+OUTLINE_DARK = QColor(0, 0, 0, 220)
 
 _cmap_cache: dict[str, pg.ColorMap] = {}
 _lut_cache: dict[int, np.ndarray] = {}
@@ -58,18 +84,252 @@ def resolve_cmap(choice: str, signed: bool) -> str:
     return COLORMAPS.get(choice, "gray")
 
 
+# ---------------------------------------------------------------------- shared zoom
+
+
+class ViewRange(QObject):
+    """The maps' shared zoom and pan: a rectangle in input-image coordinates.
+
+    ``rect is None`` means "fit": every map shows its whole extent. Zooming is
+    limited between fit and :data:`MAX_CELL_PX` screen pixels per input cell; panning
+    keeps the rectangle inside the image.
+    """
+
+    changed = pyqtSignal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.extent = (1, 1)   # input (H, W)
+        self.rect: QRectF | None = None
+
+    def effective(self) -> QRectF:
+        h, w = self.extent
+        return QRectF(self.rect) if self.rect is not None else QRectF(0, 0, w, h)
+
+    def set_extent(self, h: int, w: int) -> None:
+        """A new image size: back to fit (a zoom into another image means nothing)."""
+        if (h, w) != self.extent:
+            self.extent = (h, w)
+            self.rect = None
+            self.changed.emit()
+
+    def fit(self) -> None:
+        self.rect = None
+        self.changed.emit()
+
+    @property
+    def is_fit(self) -> bool:
+        return self.rect is None
+
+    def min_scale(self, view_px: tuple[float, float]) -> float:
+        """Smallest rect size / extent allowed in a view of ``view_px`` (w, h) pixels."""
+        h, w = self.extent
+        fit_px = min(view_px[0] / w, view_px[1] / h)  # pixels per cell at fit
+        return min(1.0, fit_px / MAX_CELL_PX)
+
+    def zoom(self, factor: float, anchor: QPointF, view_px: tuple[float, float]) -> None:
+        """Zoom in by ``factor`` (> 1 in, < 1 out), keeping ``anchor`` (input
+        coordinates) where it is on screen."""
+        h, w = self.extent
+        cur = self.effective()
+        scale = cur.width() / w
+        new = float(np.clip(scale / factor, self.min_scale(view_px), 1.0))
+        if new >= 1.0:
+            if self.rect is not None:
+                self.fit()
+            return
+        nw, nh = w * new, h * new
+        fx = (anchor.x() - cur.left()) / cur.width() if cur.width() else 0.5
+        fy = (anchor.y() - cur.top()) / cur.height() if cur.height() else 0.5
+        self._set(QRectF(anchor.x() - fx * nw, anchor.y() - fy * nh, nw, nh))
+
+    def pan(self, dx: float, dy: float) -> None:
+        """Move the zoomed rectangle by (dx, dy) input cells (no-op at fit)."""
+        if self.rect is None:
+            return
+        self._set(self.rect.translated(dx, dy))
+
+    def _set(self, r: QRectF) -> None:
+        h, w = self.extent
+        x = float(np.clip(r.left(), 0.0, max(0.0, w - r.width())))
+        y = float(np.clip(r.top(), 0.0, max(0.0, h - r.height())))
+        r = QRectF(x, y, min(r.width(), w), min(r.height(), h))
+        if self.rect is None or r != self.rect:
+            self.rect = r
+            self.changed.emit()
+
+
+class _MapViewBox(pg.ViewBox):
+    """A view box that follows a :class:`ViewRange` and turns drags into its pans;
+    wheel events are left to the grid (see :meth:`FeatureGrid.eventFilter`)."""
+
+    def __init__(self, owner: "MapView"):
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False)
+        self._owner = owner
+        self.setMouseEnabled(False, False)
+        self.setDefaultPadding(0.0)
+        self.disableAutoRange()
+
+    def mouseDragEvent(self, ev, axis=None):  # noqa: N802 (pyqtgraph API)
+        if ev.button() != Qt.MouseButton.LeftButton or self._owner.range is None:
+            ev.ignore()
+            return
+        ev.accept()
+        a = self.mapToView(ev.lastPos())
+        b = self.mapToView(ev.pos())
+        self._owner.range.pan(a.x() - b.x(), a.y() - b.y())
+
+    def wheelEvent(self, ev, axis=None):  # noqa: N802 (pyqtgraph API)
+        ev.ignore()
+
+
+# ---------------------------------------------------------------------- overlays
+
+
+class _Outline(QGraphicsRectItem):
+    """A two-tone cell outline (a dark line under a bright one, both cosmetic), visible
+    on any colormap and at any zoom."""
+
+    def __init__(self, colour: QColor, width: float = 2.0, z: float = 10):
+        super().__init__()
+        self._dark = QPen(OUTLINE_DARK)
+        self._dark.setCosmetic(True)
+        self._dark.setWidthF(width + 2.0)
+        self._light = QPen(colour)
+        self._light.setCosmetic(True)
+        self._light.setWidthF(width)
+        self.setPen(self._dark)
+        self.setZValue(z)
+        self.hide()
+
+    def paint(self, painter, option, widget=None):
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.setPen(self._dark)
+        painter.drawRect(self.rect())
+        painter.setPen(self._light)
+        painter.drawRect(self.rect())
+
+
+class _Crosshair(QGraphicsItem):
+    """Two lines through a point across the whole map (two-tone, cosmetic)."""
+
+    def __init__(self):
+        super().__init__()
+        self._extent = QRectF(0, 0, 1, 1)
+        self._point = QPointF()
+        self.setZValue(9)
+        self.hide()
+
+    def set(self, extent: QRectF, point: QPointF):
+        self.prepareGeometryChange()
+        self._extent = QRectF(extent)
+        self._point = QPointF(point)
+        self.update()
+
+    def boundingRect(self):
+        return QRectF(self._extent)
+
+    def paint(self, painter, option, widget=None):
+        e, p = self._extent, self._point
+        for colour, width in ((QColor(0, 0, 0, 150), 3.0), (QColor(255, 255, 255, 200), 1.0)):
+            pen = QPen(colour)
+            pen.setCosmetic(True)
+            pen.setWidthF(width)
+            painter.setPen(pen)
+            painter.drawLine(QPointF(e.left(), p.y()), QPointF(e.right(), p.y()))
+            painter.drawLine(QPointF(p.x(), e.top()), QPointF(p.x(), e.bottom()))
+
+
+class _CellValues(QGraphicsItem):
+    """Writes each visible cell's value into it once cells are drawn at
+    :data:`VALUES_FROM_PX` screen pixels or more, in black or white by the cell's
+    colour (its luminance), as teaching slides and CNN Explainer do."""
+
+    MAX_CELLS = 3000  # per paint; more cannot be at VALUES_FROM_PX on any screen
+
+    def __init__(self, owner: "MapView"):
+        super().__init__()
+        self._owner = owner
+        self.setZValue(5)
+        self.shown_count = 0  # cells written in the last paint (for tests)
+
+    def boundingRect(self):
+        h, w = self._owner.extent
+        return QRectF(0, 0, w, h)
+
+    def cell_px(self) -> float:
+        """Screen pixels per cell of this map at the current zoom."""
+        o = self._owner
+        px = o.vb.viewPixelSize()[0]  # input units per screen pixel
+        if not px or not math.isfinite(px):
+            return 0.0
+        return (o.extent[1] / o.map_shape[1]) / px
+
+    def paint(self, painter, option, widget=None):
+        self.shown_count = 0
+        o = self._owner
+        data = o.full
+        if data is None or data.ndim != 2:
+            return
+        tf = painter.worldTransform()
+        sx = o.extent[1] / o.map_shape[1]
+        sy = o.extent[0] / o.map_shape[0]
+        cell_w, cell_h = abs(tf.m11()) * sx, abs(tf.m22()) * sy
+        if min(cell_w, cell_h) < VALUES_FROM_PX:
+            return
+        vr = o.vb.viewRect()
+        h, w = o.map_shape
+        r0, r1 = max(0, int(vr.top() / sy)), min(h, int(math.ceil(vr.bottom() / sy)) + 1)
+        c0, c1 = max(0, int(vr.left() / sx)), min(w, int(math.ceil(vr.right() / sx)) + 1)
+        if r1 <= r0 or c1 <= c0 or (r1 - r0) * (c1 - c0) > self.MAX_CELLS:
+            return
+        block = np.asarray(data[r0:r1, c0:c1], dtype=np.float64)
+        lo, hi = o.levels
+        lut = o.lut
+        if lut is not None and hi > lo:
+            idx = np.clip((block - lo) / (hi - lo) * (len(lut) - 1), 0, len(lut) - 1)
+            rgb = lut[np.nan_to_num(idx).astype(int)][..., :3].astype(np.float64)
+            lum = (0.2126 * rgb[..., 0] + 0.7152 * rgb[..., 1] + 0.0722 * rgb[..., 2]) / 255
+        else:
+            lum = np.full(block.shape, 1.0)
+        painter.save()
+        painter.resetTransform()
+        font = QFont(painter.font())
+        font.setPixelSize(int(np.clip(min(cell_w / 3.4, cell_h / 2.2), 8, 16)))
+        painter.setFont(font)
+        dark, light = QColor(0, 0, 0), QColor(255, 255, 255)
+        flags = Qt.AlignmentFlag.AlignCenter
+        for i in range(r1 - r0):
+            for j in range(c1 - c0):
+                rect = tf.mapRect(QRectF((c0 + j) * sx, (r0 + i) * sy, sx, sy))
+                painter.setPen(dark if lum[i, j] > 0.5 else light)
+                painter.drawText(rect, flags, cell_label(block[i, j]))
+        painter.restore()
+        self.shown_count = block.size
+
+
+# ---------------------------------------------------------------------- one map
+
+
 class MapView(QWidget):
-    """One feature map: title, image (linked view), statistics line."""
+    """One feature map: title, image, statistics line (each one line high, so that
+    every map of a row has its image at the same height)."""
 
     hovered = pyqtSignal(object, int, int)   # self, row, col (-1, -1 when leaving)
     clicked = pyqtSignal(object, int, int)
+    doubleClicked = pyqtSignal(object)
 
-    def __init__(self, level: int, map_index: int, parent=None):
+    def __init__(self, level: int, map_index: int, parent=None, *, rgb_group=None):
         super().__init__(parent)
         self.level = level
         self.map_index = map_index
+        self.rgb_group = rgb_group   # (r, g, b) map indices for the recombined colour view
         self.map_shape = (1, 1)
         self.extent = (1, 1)  # input (H, W)
+        self.full: np.ndarray | None = None   # the full-resolution map (values in cells)
+        self.levels = (0.0, 1.0)
+        self.lut = None
+        self.range: ViewRange | None = None
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.setSpacing(1)
@@ -78,58 +338,74 @@ class MapView(QWidget):
         self.title.setStyleSheet("font-size: 11px; color: #333;")
         self.view = pg.GraphicsView()
         self.view.setBackground("w")
-        self.vb = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
-        self.vb.setDefaultPadding(0.0)
+        self.vb = _MapViewBox(self)
         self.view.setCentralItem(self.vb)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.vb.addItem(self.image)
-        pen = QPen(QColor(255, 200, 0))
-        pen.setCosmetic(True)
-        pen.setWidthF(1.5)
-        self.box = QGraphicsRectItem()
-        self.box.setPen(pen)
-        self.box.setZValue(10)
-        self.box.hide()
-        self.vb.addItem(self.box, ignoreBounds=True)
-        mpen = QPen(QColor(255, 40, 40))
-        mpen.setCosmetic(True)
-        mpen.setWidthF(2.0)
-        self.marker = QGraphicsRectItem()
-        self.marker.setPen(mpen)
-        self.marker.setZValue(11)
-        self.marker.hide()
-        self.vb.addItem(self.marker, ignoreBounds=True)
+        self.values = _CellValues(self)
+        self.vb.addItem(self.values, ignoreBounds=True)
+        self.crosshair = _Crosshair()
+        self.vb.addItem(self.crosshair, ignoreBounds=True)
+        self.box = _Outline(HOVER_COLOUR, 2.0, z=10)       # hover, projected to this map
+        self.marker = _Outline(HOVER_COLOUR, 2.5, z=11)    # hover, on the hovered map
+        self.sel_box = _Outline(SELECT_COLOUR, 2.0, z=12)  # the clicked cell's window
+        self.sel_marker = _Outline(SELECT_COLOUR, 2.5, z=13)  # the clicked cell
+        for item in (self.box, self.marker, self.sel_box, self.sel_marker):
+            self.vb.addItem(item, ignoreBounds=True)
+        self.stale = QGraphicsRectItem()
+        self.stale.setBrush(QBrush(QColor(255, 255, 255, 150)))
+        self.stale.setPen(QPen(Qt.PenStyle.NoPen))
+        self.stale.setZValue(30)
+        self.stale.hide()
+        self.vb.addItem(self.stale, ignoreBounds=True)
         self._title = ""
-        self._levels = (0.0, 1.0)
-        self._lut = None
+        self._stats = ""
         self.detail = None  # (r0, r1, c0, c1) when showing a full-resolution crop
         self.stats = QLabel()
-        self.stats.setWordWrap(True)
         self.stats.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.stats.setStyleSheet("font-size: 10px; color: #555;")
+        for lab in (self.title, self.stats):
+            lab.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+            lab.setFixedHeight(lab.fontMetrics().height() + 2)
         lay.addWidget(self.title)
-        lay.addWidget(self.view, 1)
+        lay.addWidget(self.view)
         lay.addWidget(self.stats)
         self.view.scene().sigMouseMoved.connect(self._moved)
         self.view.scene().sigMouseClicked.connect(self._clicked)
         self.setMouseTracking(True)
 
-    def set_map(self, data: np.ndarray, map_shape, extent, levels, cmap: pg.ColorMap, title: str,
-                stats_text: str):
+    # ------------------------------------------------------------------ content
+    def follow(self, rng: ViewRange) -> None:
+        self.range = rng
+        self.apply_range()
+
+    def apply_range(self) -> None:
+        if self.range is not None:
+            self.vb.setRange(self.range.effective(), padding=0.0, disableAutoRange=True)
+
+    def set_map(self, data: np.ndarray, map_shape, extent, levels, cmap, title: str,
+                stats_text: str, full: np.ndarray | None = None):
+        """Show ``data`` (a preview of the map, or (h, w, 3) colours for the recombined
+        view with ``cmap`` None) over the input extent."""
         self.map_shape = tuple(map_shape)
         self.extent = tuple(extent)
-        self._levels = levels
-        self._lut = lookup_table(cmap)
+        self.levels = tuple(levels)
+        self.lut = None if cmap is None else lookup_table(cmap)
+        self.full = full
         self.detail = None
-        self.image.setImage(data, levels=levels, lut=self._lut, autoLevels=False)
+        self.image.setImage(data, levels=self.levels, lut=self.lut, autoLevels=False)
         self.image.setRect(QRectF(0, 0, extent[1], extent[0]))
+        self.stale.setRect(QRectF(0, 0, extent[1], extent[0]))
+        self.values.prepareGeometryChange()
+        self.values.update()
         if title != self._title:
             self._title = title
             self.title.setToolTip(title)
             self._elide()
-        if stats_text != self.stats.text():
-            self.stats.setText(stats_text)
+        if stats_text != self._stats:
+            self._stats = stats_text
             self.stats.setToolTip(stats_text)
+            self._elide()
 
     def set_detail(self, data: np.ndarray, crop, preview: np.ndarray):
         """Show full-resolution ``data`` for map rows/cols ``crop`` = (r0, r1, c0, c1), or
@@ -140,23 +416,27 @@ class MapView(QWidget):
         h, w = self.map_shape
         sy, sx = self.extent[0] / h, self.extent[1] / w
         if crop is None:
-            self.image.setImage(preview, levels=self._levels, lut=self._lut, autoLevels=False)
+            self.image.setImage(preview, levels=self.levels, lut=self.lut, autoLevels=False)
             self.image.setRect(QRectF(0, 0, self.extent[1], self.extent[0]))
             return
         r0, r1, c0, c1 = crop
-        self.image.setImage(data, levels=self._levels, lut=self._lut, autoLevels=False)
+        self.image.setImage(data, levels=self.levels, lut=self.lut, autoLevels=False)
         self.image.setRect(QRectF(c0 * sx, r0 * sy, (c1 - c0) * sx, (r1 - r0) * sy))
 
     def _elide(self):
         width = max(40, self.view.width())
-        fm = self.title.fontMetrics()
-        self.title.setText(fm.elidedText(self._title, Qt.TextElideMode.ElideMiddle, width))
+        for lab, text in ((self.title, self._title), (self.stats, self._stats)):
+            lab.setText(lab.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, width))
 
     def set_width(self, w: int, h: int):
         self.view.setFixedSize(w, h)
         self.setFixedWidth(w + 4)
         self._elide()
 
+    def set_stale(self, stale: bool) -> None:
+        self.stale.setVisible(stale)
+
+    # ------------------------------------------------------------------ mouse
     def pixel_at(self, scene_pos):
         if not self.vb.sceneBoundingRect().contains(scene_pos):
             return None
@@ -178,26 +458,55 @@ class MapView(QWidget):
     def _clicked(self, ev):
         if ev.button() != Qt.MouseButton.LeftButton:
             return
+        if ev.double():
+            self.doubleClicked.emit(self)
+            return
         hit = self.pixel_at(ev.scenePos())
         if hit is not None:
             self.clicked.emit(self, *hit)
 
+    # ------------------------------------------------------------------ marks
     def _rect(self, box):
         top, bottom, left, right = box
         h, w = self.map_shape
         sy, sx = self.extent[0] / h, self.extent[1] / w
         return QRectF(left * sx, top * sy, (right - left + 1) * sx, (bottom - top + 1) * sy)
 
-    def show_box(self, box, is_source: bool):
+    def show_box(self, box, is_source: bool, crosshair: bool = False):
+        """Hover marks: the hovered cell (``is_source``: a map of the hovered level;
+        with ``crosshair`` on the hovered map itself), or the projected window of the
+        hovered cell on this map; None hides them."""
         if box is None:
             self.box.hide()
             self.marker.hide()
+            self.crosshair.hide()
             return
         item = self.marker if is_source else self.box
         other = self.box if is_source else self.marker
+        rect = self._rect(box)
+        item.setRect(rect)
+        item.show()
+        other.hide()
+        if crosshair:
+            self.crosshair.set(QRectF(0, 0, self.extent[1], self.extent[0]), rect.center())
+            self.crosshair.show()
+        else:
+            self.crosshair.hide()
+
+    def show_selection(self, box, is_source: bool):
+        """The clicked cell (``is_source``) or its window on an earlier map; None hides."""
+        if box is None:
+            self.sel_box.hide()
+            self.sel_marker.hide()
+            return
+        item = self.sel_marker if is_source else self.sel_box
+        other = self.sel_box if is_source else self.sel_marker
         item.setRect(self._rect(box))
         item.show()
         other.hide()
+
+    def hover_visible(self) -> bool:
+        return self.box.isVisible() or self.marker.isVisible() or self.crosshair.isVisible()
 
 
 class ColorBar(pg.GraphicsLayoutWidget):
@@ -212,34 +521,114 @@ class ColorBar(pg.GraphicsLayoutWidget):
         self.addItem(self.bar)
         self.bar.getAxis("right").setTextPen("k")
         self.bar.getAxis("right").setPen("k")
+        self.levels = (0.0, 1.0)
 
     def set(self, levels, cmap: pg.ColorMap):
+        self.levels = tuple(levels)
         self.bar.setColorMap(cmap)
         self.bar.setLevels(values=levels)
+
+
+class LevelHeader(QWidget):
+    """A level's header: two lines at most (what the stage is and makes; the size
+    formula with the actual numbers), each elided to the width with the whole text in
+    the tooltip, so a long formula never grows the row or widens the grid."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.line1 = ""
+        self.line2 = ""
+        self.note = ""
+        self.stale = False
+        self._bold = QFont(self.font())
+        self._bold.setBold(True)
+        self._mono = QFont("monospace")
+        self._mono.setStyleHint(QFont.StyleHint.TypeWriter)
+        self._mono.setPointSizeF(self.font().pointSizeF() * 0.95)
+        self.setFixedHeight(self.sizeHint().height())
+
+    def sizeHint(self):
+        from PyQt6.QtGui import QFontMetrics
+        h = QFontMetrics(self._bold).height() + 8
+        if self.line2:
+            h += QFontMetrics(self._mono).height() + 2
+        return QSize(200, h)
+
+    def set_text(self, line1: str, line2: str, note: str = "") -> None:
+        two = bool(line2) != bool(self.line2)
+        self.line1, self.line2, self.note = line1, line2, note
+        if two:
+            self.setFixedHeight(self.sizeHint().height())
+        tip = line1 + (f" · {note}" if note else "") + (f"\n{line2}" if line2 else "")
+        self.setToolTip(tip)
+        self.update()
+
+    def text(self) -> str:
+        return f"{self.line1}{' · ' + self.note if self.note else ''}\n{self.line2}"
+
+    def paintEvent(self, ev):
+        from PyQt6.QtGui import QFontMetrics
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QColor("#eef2f7"))
+        p.drawRoundedRect(QRectF(self.rect()), 4, 4)
+        width = self.width() - 12
+        y = 3
+        fm = QFontMetrics(self._bold)
+        p.setFont(self._bold)
+        p.setPen(QColor("#222"))
+        notes = [n for n in (self.note, "recomputing…" if self.stale else "") if n]
+        first = "  ·  ".join([self.line1, *notes])
+        p.drawText(6, y + fm.ascent(), fm.elidedText(first, Qt.TextElideMode.ElideRight, width))
+        y += fm.height() + 2
+        if self.line2:
+            fm2 = QFontMetrics(self._mono)
+            p.setFont(self._mono)
+            p.setPen(QColor("#333"))
+            p.drawText(6, y + fm2.ascent(),
+                       fm2.elidedText(self.line2, Qt.TextElideMode.ElideRight, width))
+        p.end()
+
+
+def size_text(h: int, w: int) -> str:
+    """The one size convention of the app: rows x columns, as numpy and PyTorch say."""
+    return f"{h}×{w}"
+
+
+# ---------------------------------------------------------------------- the grid
 
 
 class FeatureGrid(QScrollArea):
     """All maps of a pipeline result, laid out by channel column and stage row."""
 
     hovered = pyqtSignal(int, int, int, int, float)  # level, map, row, col, value
+    hoverText = pyqtSignal(str)                       # what the status bar shows
     clicked = pyqtSignal(int, int, int, int)
+    selectionCleared = pyqtSignal()
     updated = pyqtSignal()  # images were set on screen
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setWidgetResizable(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._host = QWidget()
         self._host.setStyleSheet("background: white;")
         self._layout = QGridLayout(self._host)
         self._layout.setHorizontalSpacing(6)
         self._layout.setVerticalSpacing(4)
         self.setWidget(self._host)
+        self.range = ViewRange(self)
+        self.range.changed.connect(self._on_range)
         self._structure = None
         self._views: dict[tuple[int, int], MapView] = {}
-        self._headers: dict[int, QLabel] = {}
+        self._rgb_views: dict[tuple[int, int], MapView] = {}
+        self._headers: dict[int, LevelHeader] = {}
         self._bars: dict[int, ColorBar] = {}
         self._col_labels: list[QLabel] = []
         self._output = None
+        self._groups: list = []
         self.cmap_choice = "auto"
         self.scale = "stage"
         self.robust = True  # 1..99 % contrast
@@ -247,21 +636,22 @@ class FeatureGrid(QScrollArea):
         self.auto_size = True
         self.max_columns: int | None = None  # wrap levels with more columns (CNN layers)
         self.column_labels = True  # R / G / B above the columns
+        self.show_rgb = True       # the recombined colour column for per-channel stages
+        self.selection = None      # (level, map, row, col) of the clicked cell
+        self._stale = False
         # when zoomed in on a large image, previews are swapped for full-resolution crops
         self._detail_timer = QTimer(self)
         self._detail_timer.setSingleShot(True)
         self._detail_timer.setInterval(120)
         self._detail_timer.timeout.connect(self._update_detail)
-        self._master = None
-        self._fresh = False
         self._ncols = 1
 
     # ----------------------------------------------------------------- layout
-    @staticmethod
-    def _structure_of(out):
+    def _structure_of(self, out):
         res = out.result
         levels = [res.input, *res.stages]
-        return tuple((lvl.index, tuple(lvl.columns)) for lvl in levels)
+        return (tuple((lvl.index, tuple(lvl.columns)) for lvl in levels),
+                tuple(tuple(g) for g in self._groups))
 
     def _clear(self):
         while self._layout.count():
@@ -271,9 +661,23 @@ class FeatureGrid(QScrollArea):
                 w.setParent(None)
                 w.deleteLater()
         self._views.clear()
+        self._rgb_views.clear()
         self._headers.clear()
         self._bars.clear()
         self._col_labels.clear()
+        for r in range(self._layout.rowCount()):
+            self._layout.setRowStretch(r, 0)
+        for c in range(self._layout.columnCount()):
+            self._layout.setColumnStretch(c, 0)
+
+    def _new_view(self, level: int, m: int, rgb_group=None) -> MapView:
+        v = MapView(level, m, rgb_group=rgb_group)
+        v.hovered.connect(self._on_hover)
+        v.clicked.connect(self._on_click)
+        v.doubleClicked.connect(lambda _v: self.reset_view())
+        v.view.viewport().installEventFilter(self)
+        v.follow(self.range)
+        return v
 
     def _build(self, out):
         self._clear()
@@ -282,76 +686,88 @@ class FeatureGrid(QScrollArea):
         ncols = max(max(lvl.columns) + 1 for lvl in levels)
         wrap = self.max_columns or ncols  # columns per display row
         ncols = min(ncols, wrap)
+        has_rgb = self.show_rgb and any(self._groups)
+        rgb_col = ncols if has_rgb else None
+        bar_col = ncols + (1 if has_rgb else 0)
         in_names = res.input.labels
         row = 0
         for c in range(ncols if self.column_labels else 0):
-            name = in_names[c] if c < len(in_names) else f"map {c + 1}"
-            lab = QLabel(f"<b>{name}</b>" if c < len(in_names) else f"<b>column {c + 1}</b>")
+            name = in_names[c] if c < len(in_names) else f"column {c + 1}"
+            lab = QLabel(f"<b>{name}</b>")
             lab.setAlignment(Qt.AlignmentFlag.AlignCenter)
             self._layout.addWidget(lab, row, c)
             self._col_labels.append(lab)
+        if has_rgb and self.column_labels:
+            lab = QLabel("<b>RGB</b> <span style='color:#666'>(recombined)</span>")
+            lab.setToolTip(f"The three channel maps shown as one colour picture: "
+                           f"{RGB_MAPPING}")
+            lab.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            self._layout.addWidget(lab, row, rgb_col)
+            self._col_labels.append(lab)
         row += 1
-        master = None
-        for lvl in levels:
+        for li, lvl in enumerate(levels):
             per_col: dict[int, list[int]] = {}
             for m, col in enumerate(lvl.columns):
                 per_col.setdefault(col, []).append(m)
             nsub = max(len(v) for v in per_col.values())
             bands = -(-(max(per_col) + 1) // wrap)  # display rows a level's columns need
-            header = QLabel()
-            header.setWordWrap(True)
-            header.setTextFormat(Qt.TextFormat.RichText)
-            header.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-            header.setStyleSheet("font-size: 11px; padding: 3px 6px; background: #eef2f7; "
-                                 "border-radius: 4px; color: #222;")
-            header.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            self._layout.addWidget(header, row, 0, 1, ncols + 1)
+            header = LevelHeader()
+            self._layout.addWidget(header, row, 0, 1, bar_col + 1)
             self._headers[lvl.index] = header
             row += 1
             bar = ColorBar()
-            self._layout.addWidget(bar, row, ncols, nsub * bands, 1)
+            self._layout.addWidget(bar, row, bar_col, nsub * bands, 1,
+                                   Qt.AlignmentFlag.AlignTop)
             self._bars[lvl.index] = bar
             for col, maps in per_col.items():
                 band, col = divmod(col, wrap)
                 for sub, m in enumerate(maps):
-                    v = MapView(lvl.index, m)
-                    v.hovered.connect(self._on_hover)
-                    v.clicked.connect(self._on_click)
-                    if master is None:
-                        master = v.vb
-                        master.sigRangeChanged.connect(lambda *_: self._detail_timer.start())
-                        self._master = master
-                    else:
-                        v.vb.setXLink(master)
-                        v.vb.setYLink(master)
-                    self._layout.addWidget(v, row + band * nsub + sub, col)
+                    v = self._new_view(lvl.index, m)
+                    self._layout.addWidget(v, row + band * nsub + sub, col,
+                                           Qt.AlignmentFlag.AlignTop)
                     self._views[(lvl.index, m)] = v
+            if has_rgb:
+                for k, group in enumerate(self._groups[li]):
+                    v = self._new_view(lvl.index, group[0], rgb_group=tuple(group))
+                    self._layout.addWidget(v, row + k, rgb_col, Qt.AlignmentFlag.AlignTop)
+                    self._rgb_views[(lvl.index, k)] = v
             row += nsub * bands
-        self._ncols = ncols
+        self._ncols = ncols + (1 if has_rgb else 0)
         self._layout.setRowStretch(row, 1)
-        self._layout.setColumnStretch(ncols + 1, 1)
+        self._layout.setColumnStretch(bar_col + 1, 1)
         self._apply_sizes()
 
     def _fit_width(self) -> int:
         """Map width that fits every column in the visible width."""
-        avail = self.viewport().width() - 64 - 30 - 12 * self._ncols
-        return int(np.clip(avail // max(self._ncols, 1), 100, 640))
+        m = self._layout.contentsMargins()
+        bar = self.style().pixelMetric(self.style().PixelMetric.PM_ScrollBarExtent)
+        avail = (self.viewport().width() if self.verticalScrollBar().isVisible()
+                 else self.width() - 2 * self.frameWidth() - bar)
+        avail -= 64 + m.left() + m.right() + 6 * (self._ncols + 1) + 4 * self._ncols
+        return int(np.clip(avail // max(self._ncols, 1), 60, 640))
 
     def resizeEvent(self, ev):
         super().resizeEvent(ev)
         if self.auto_size:
             self._apply_sizes()
 
+    def map_size(self) -> tuple[int, int]:
+        """(width, height) in screen pixels at which every map is drawn."""
+        h, w = self._output.result.input.maps.shape[1:]
+        mw = self._fit_width() if self.auto_size else self.map_width
+        mh = int(np.clip(round(mw * h / w), 40, 2 * mw))
+        return mw, mh
+
     def _apply_sizes(self):
         if self._output is None:
             return
-        h, w = self._output.result.input.maps.shape[1:]
-        mw = self._fit_width() if self.auto_size else self.map_width
-        mh = int(np.clip(mw * h / w, 80, 2 * mw))
-        for v in self._views.values():
+        mw, mh = self.map_size()
+        for v in self.all_views():
             v.set_width(mw, mh)
+        sample = next(iter(self._views.values()), None)
+        extra = 0 if sample is None else sample.title.height() + sample.stats.height() + 6
         for bar in self._bars.values():
-            bar.setFixedHeight(mh + 30)
+            bar.setFixedHeight(mh + extra)
 
     def set_map_width(self, px: int | None):
         """Fixed map width in pixels, or None to fit the columns to the window."""
@@ -360,22 +776,27 @@ class FeatureGrid(QScrollArea):
             self.map_width = int(px)
         self._apply_sizes()
 
+    def all_views(self):
+        yield from self._views.values()
+        yield from self._rgb_views.values()
+
     # ----------------------------------------------------------------- content
     def set_output(self, out):
-        """Show a :class:`app.compute.RunOutput` (builds widgets only if the layout changed)."""
-        first = self._output is None or \
-            self._output.result.input.maps.shape[1:] != out.result.input.maps.shape[1:]
+        """Show a :class:`app.compute.RunOutput` (builds widgets only if the layout changed).
+
+        The shared zoom survives results of the same input size; another size fits."""
         self._output = out
+        self._groups = list(getattr(out, "colour_groups", None) or [])
+        self._groups += [[]] * (1 + len(out.result.stages) - len(self._groups))
         structure = self._structure_of(out)
         if structure != self._structure:
             self._build(out)
             self._structure = structure
-        # new views have no meaningful range until reset_view: no detail crops yet
-        self._fresh = first
+        self.range.set_extent(*out.result.input.maps.shape[1:])
         self.refresh()
-        self._fresh = False
-        if first:
-            self.reset_view()
+        self.set_stale(False)
+        if self.selection is not None:
+            self._show_selection()
 
     def refresh(self):
         """Re-apply images, colour maps and scales (after a display option changed)."""
@@ -385,48 +806,60 @@ class FeatureGrid(QScrollArea):
         res = out.result
         levels = [res.input, *res.stages]
         ranges = value_ranges([d.stats for d in out.levels], self.scale, self.robust)
+        self.ranges = ranges
         extent = res.input.maps.shape[1:]
+        self.luts = []
         for li, (lvl, disp) in enumerate(zip(levels, out.levels)):
             signed = any(s.min < 0 for s in disp.stats)
             cmap_name = "gray" if li == 0 and self.cmap_choice == "auto" else \
                 resolve_cmap(self.cmap_choice, signed)
             cmap = colormap(cmap_name)
+            self.luts.append(lookup_table(cmap))
             for m, label in enumerate(lvl.labels):
                 view = self._views.get((lvl.index, m))
                 if view is None:
                     continue
                 st = disp.stats[m]
                 view.set_map(disp.previews[m], lvl.maps.shape[1:], extent, ranges[li][m], cmap,
-                             label, st.text())
-            self._headers[lvl.index].setText(self._header_html(lvl, disp))
+                             label, st.text(), full=lvl.maps[m])
+            colours = getattr(disp, "colours", None) or []
+            for k, group in enumerate(self._groups[li] if li < len(self._groups) else []):
+                view = self._rgb_views.get((lvl.index, k))
+                if view is None or k >= len(colours):
+                    continue
+                view.set_map(colours[k], lvl.maps.shape[1:], extent, (0.0, 1.0), None,
+                             "RGB of " + ", ".join(lvl.labels[i] for i in group),
+                             RGB_MAPPING.split(",")[0])
+            line1, line2, note = self._header_text(lvl, disp)
+            self._headers[lvl.index].set_text(line1, line2, note)
             bar = self._bars[lvl.index]
             if self.scale == "map" and len(lvl.labels) > 1:
                 bar.hide()
             else:
                 bar.show()
                 bar.set(ranges[li][0], cmap)
-        if not self._fresh:
-            self._update_detail()
+        self._update_detail()
         self.updated.emit()
 
     def _update_detail(self):
         """Full-resolution crops for maps shown at reduced size, when zoomed in enough."""
         out = self._output
-        if out is None or self._master is None:
+        if out is None or not self._views:
             return
-        vr = self._master.viewRect()
+        vr = self.range.effective()
         res = out.result
         eh, ew = res.input.maps.shape[1:]
-        for li, (lvl, disp) in enumerate(zip([res.input, *res.stages], out.levels)):
+        for lvl, disp in zip([res.input, *res.stages], out.levels):
             if disp.factor == 1:
                 continue
             h, w = lvl.maps.shape[1:]
             sy, sx = eh / h, ew / w
-            r0 = max(0, int(np.floor(vr.top() / sy)))
+            r0 = max(0, int(np.floor(vr.top() / sy)) - 1)
             r1 = min(h, int(np.ceil(vr.bottom() / sy)) + 1)
-            c0 = max(0, int(np.floor(vr.left() / sx)))
+            c0 = max(0, int(np.floor(vr.left() / sx)) - 1)
             c1 = min(w, int(np.ceil(vr.right() / sx)) + 1)
-            fits = r1 > r0 and c1 > c0 and max(r1 - r0, c1 - c0) <= PREVIEW_MAX_SIDE
+            fits = r1 > r0 and c1 > c0 and max(r1 - r0, c1 - c0) <= PREVIEW_MAX_SIDE \
+                and not self.range.is_fit
             for m in range(len(lvl.labels)):
                 view = self._views.get((lvl.index, m))
                 if view is None:
@@ -437,43 +870,164 @@ class FeatureGrid(QScrollArea):
                     view.set_detail(None, None, disp.previews[m])
 
     @staticmethod
-    def _header_html(lvl, disp) -> str:
+    def _header_text(lvl, disp) -> tuple[str, str, str]:
         m, h, w = lvl.maps.shape
-        ds = f" · <span style='color:#888'>shown at 1/{disp.factor}</span>" \
-            if disp.factor > 1 else ""
+        note = f"shown at 1/{disp.factor}" if disp.factor > 1 else ""
         if lvl.index < 0:
-            return (f"<b>Input</b> · {m} channel{'s' if m != 1 else ''} of {h}x{w}, "
-                    f"values 0..1{ds}")
+            return (f"Input · {m} channel{'s' if m != 1 else ''} of {size_text(h, w)} "
+                    f"(rows×columns)", "", note)
         timing = f"{lvl.seconds * 1e3:.1f} ms"
-        return (f"<b>Stage {lvl.index + 1} · {lvl.stage.describe()}</b> → "
-                f"{m} map{'s' if m != 1 else ''} of {h}x{w} · {timing}{ds}<br>"
-                f"<tt>{lvl.formula}</tt>")
+        return (f"Stage {lvl.index + 1} · {lvl.stage.describe()} → "
+                f"{m} map{'s' if m != 1 else ''} of {size_text(h, w)} · {timing}",
+                lvl.formula, note)
 
+    def header_text(self, level: int) -> str:
+        return self._headers[level].text()
+
+    # ----------------------------------------------------------------- zoom
     def reset_view(self):
+        """Fit: every map shows its whole extent."""
+        self.range.fit()
+
+    def zoom_by(self, factor: float, anchor: QPointF | None = None):
+        """Zoom in (> 1) or out (< 1) about ``anchor`` (input coordinates; default: the
+        centre of what is shown)."""
         if not self._views:
             return
-        h, w = self._output.result.input.maps.shape[1:]
-        first = next(iter(self._views.values()))
-        first.vb.setRange(QRectF(0, 0, w, h), padding=0)
+        v = next(iter(self._views.values()))
+        if anchor is None:
+            anchor = self.range.effective().center()
+        self.range.zoom(factor, anchor, (v.view.width(), v.view.height()))
+
+    def _on_range(self):
+        for v in self.all_views():
+            v.apply_range()
+        self._detail_timer.start()
+
+    def eventFilter(self, obj, ev):  # noqa: N802 (Qt API)
+        t = ev.type()
+        if t == QEvent.Type.Wheel:
+            if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
+                view = self._view_of_viewport(obj)
+                delta = ev.angleDelta().y() or ev.angleDelta().x()
+                if view is not None and delta:
+                    anchor = view.vb.mapSceneToView(view.view.mapToScene(
+                        ev.position().toPoint()))
+                    self.zoom_by(WHEEL_ZOOM ** (delta / 120.0), anchor)
+                return True
+            # a plain wheel scrolls the page, as everywhere else
+            dx, dy = ev.angleDelta().x(), ev.angleDelta().y()
+            bar = self.horizontalScrollBar() if abs(dx) > abs(dy) else self.verticalScrollBar()
+            QApplication.sendEvent(bar, ev)
+            return True
+        if t == QEvent.Type.NativeGesture and \
+                ev.gestureType() == Qt.NativeGestureType.ZoomNativeGesture:
+            view = self._view_of_viewport(obj)
+            if view is not None:
+                anchor = view.vb.mapSceneToView(view.view.mapToScene(ev.position().toPoint()))
+                self.zoom_by(1.0 + ev.value(), anchor)
+            return True
+        if t == QEvent.Type.Leave:
+            self._clear_hover()
+        return super().eventFilter(obj, ev)
+
+    def _view_of_viewport(self, obj):
+        for v in self.all_views():
+            if v.view.viewport() is obj:
+                return v
+        return None
+
+    # ----------------------------------------------------------------- stale
+    def set_stale(self, stale: bool) -> None:
+        """Mark every map as being recomputed (dimmed, and said in the headers)."""
+        if stale == self._stale:
+            return
+        self._stale = stale
+        for v in self.all_views():
+            v.set_stale(stale)
+        for h in self._headers.values():
+            h.stale = stale
+            h.update()
+
+    @property
+    def is_stale(self) -> bool:
+        return self._stale
 
     def views(self):
         return dict(self._views)
 
+    def rgb_views(self):
+        return dict(self._rgb_views)
+
     # ----------------------------------------------------------------- hover
+    def _clear_hover(self):
+        for v in self.all_views():
+            v.show_box(None, False)
+        self.hoverText.emit("")
+
     def _on_hover(self, view: MapView, row: int, col: int):
         out = self._output
         if out is None:
             return
         if row < 0:
-            for v in self._views.values():
-                v.show_box(None, False)
+            self._clear_hover()
             return
         boxes = project(out.result, view.level, row, col)
-        for (lv, m), v in self._views.items():
-            box = boxes.get(lv)
-            v.show_box(box, lv == view.level)
-        value = float(out.result.level(view.level).maps[view.map_index, row, col])
+        for v in self.all_views():
+            box = boxes.get(v.level)
+            v.show_box(box, v.level == view.level, crosshair=v is view)
+        lvl = out.result.level(view.level)
+        where = "input" if view.level < 0 else f"stage {view.level + 1}"
+        if view.rgb_group is not None:
+            vals = ", ".join(f"{float(lvl.maps[i, row, col]):.6g}" for i in view.rgb_group)
+            self.hoverText.emit(f"{where} · RGB · row {row}, col {col} = ({vals})")
+            return
+        value = float(lvl.maps[view.map_index, row, col])
+        self.hoverText.emit(f"{where} · {lvl.labels[view.map_index]} · row {row}, col {col} "
+                            f"= {value:.6g}")
         self.hovered.emit(view.level, view.map_index, row, col, value)
 
+    # ----------------------------------------------------------------- selection
     def _on_click(self, view: MapView, row: int, col: int):
+        self.setFocus(Qt.FocusReason.MouseFocusReason)
+        self.selection = (view.level, view.map_index, row, col)
+        self._show_selection()
         self.clicked.emit(view.level, view.map_index, row, col)
+
+    def select(self, level: int, m: int, row: int, col: int) -> None:
+        """Mark a cell as the explained one (as a click does, without the signal)."""
+        self.selection = (level, m, row, col)
+        self._show_selection()
+
+    def clear_selection(self) -> None:
+        self.selection = None
+        for v in self.all_views():
+            v.show_selection(None, False)
+
+    def _show_selection(self):
+        out = self._output
+        level, m, row, col = self.selection
+        try:
+            lvl = out.result.level(level)
+            inside = m < lvl.maps.shape[0] and row < lvl.maps.shape[1] and \
+                col < lvl.maps.shape[2]
+        except IndexError:
+            inside = False
+        if not inside:
+            self.clear_selection()
+            return
+        boxes = project(out.result, level, row, col)
+        for v in self.all_views():
+            if v.level == level and (v.map_index == m or v.rgb_group is not None):
+                v.show_selection(boxes.get(level), True)
+            elif v.level < level:
+                v.show_selection(boxes.get(v.level), False)  # its window on earlier maps
+            else:
+                v.show_selection(None, False)
+
+    def keyPressEvent(self, ev):  # noqa: N802 (Qt API)
+        if ev.key() == Qt.Key.Key_Escape and self.selection is not None:
+            self.clear_selection()
+            self.selectionCleared.emit()
+            return
+        super().keyPressEvent(ev)

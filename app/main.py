@@ -84,7 +84,13 @@ def main(argv=None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("ConvScope")
     win = MainWindow()
-    win.resize(*args.size)
+    width, height = args.size
+    screen = app.primaryScreen()
+    if not args.screenshot and screen is not None:
+        # the whole window, frame and status bar included, on the screen
+        avail = screen.availableGeometry()
+        width, height = min(width, avail.width() - 16), min(height, avail.height() - 48)
+    win.resize(width, height)
     _report_warm_up(win, warm)
     image = args.image or args.image_pos or str(SAMPLE_IMAGE)
     if args.pipeline and not win.load_pipeline_file(args.pipeline):

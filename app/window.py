@@ -29,7 +29,7 @@ from core.kernels import format_kernel
 
 from .compute import PipelineRunner, RunOutput
 from .explain_panel import ExplainPanel
-from .grid import COLORMAPS, FeatureGrid
+from .grid import COLORMAPS, STALE_AFTER_MS, FeatureGrid, size_text
 from .message_bar import MessageBar
 from .inspect_view import InspectView
 from .pipeline_panel import PipelinePanel
@@ -39,6 +39,8 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SAMPLE_IMAGE = ASSETS / "chelsea.png"
 MAX_RECENT = 8
 PROGRESS_DELAY_MS = 300
+HOVER_HINT = ("Hover a map to read values; click a pixel to explain it. Wheel scrolls, "
+              "Ctrl+wheel zooms, double-click fits.")
 
 
 class _Background(QObject):
@@ -86,8 +88,9 @@ class MainWindow(QMainWindow):
         self._bg.progress.connect(self._on_progress)
 
         self.grid = FeatureGrid()
-        self.grid.hovered.connect(self._on_hover)
+        self.grid.hoverText.connect(self._on_hover_text)
         self.grid.clicked.connect(self._on_click)
+        self.grid.selectionCleared.connect(self._on_selection_cleared)
         self.message = MessageBar()
         image_tab = QWidget()
         cl = QVBoxLayout(image_tab)
@@ -120,16 +123,28 @@ class MainWindow(QMainWindow):
         dock = QDockWidget("Pipeline", self)
         dock.setObjectName("pipeline-dock")
         dock.setWidget(self.panel)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable |
+                         QDockWidget.DockWidgetFeature.DockWidgetClosable)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
         self.explain_panel = ExplainPanel()
         edock = QDockWidget("Explain a pixel", self)
         edock.setObjectName("explain-dock")
         edock.setWidget(self.explain_panel)
-        edock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        edock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable |
+                          QDockWidget.DockWidgetFeature.DockWidgetClosable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, edock)
+        self.pipeline_dock, self.explain_dock = dock, edock
         self._docks = [dock, edock]
-        self.resizeDocks([dock, edock], [330, 330], Qt.Orientation.Horizontal)
+        # the explanation takes no room until a pixel is clicked
+        edock.hide()
+        self._dock_visible = {dock: True, edock: False}  # per the user, on the image tab
+        for d in self._docks:
+            d.visibilityChanged.connect(lambda vis, d=d: self._remember_dock(d, vis))
+        self.resizeDocks([dock], [320], Qt.Orientation.Horizontal)
+        self._stale_timer = QTimer(self)
+        self._stale_timer.setSingleShot(True)
+        self._stale_timer.setInterval(STALE_AFTER_MS)
+        self._stale_timer.timeout.connect(lambda: self.grid.set_stale(True))
 
         self._make_actions()
         self._make_toolbar()
@@ -168,7 +183,25 @@ class MainWindow(QMainWindow):
         fm.addSeparator()
         fm.addAction(self._action("&Quit", self.close, QKeySequence.StandardKey.Quit))
         vm = mb.addMenu("&View")
-        vm.addAction(self._action("&Reset zoom", lambda: self.grid.reset_view(), "Ctrl+0"))
+        self.act_fit = self._action("&Fit maps (reset zoom)", lambda: self.grid.reset_view(),
+                                    "Ctrl+0", "Show every map whole (also: double-click a map)")
+        self.act_zoom_in = self._action("Zoom &in", lambda: self.grid.zoom_by(1.5),
+                                        QKeySequence.StandardKey.ZoomIn,
+                                        "Zoom in on the maps (also: Ctrl+wheel)")
+        self.act_zoom_in.setShortcuts([QKeySequence(QKeySequence.StandardKey.ZoomIn),
+                                       QKeySequence("Ctrl+=")])
+        self.act_zoom_out = self._action("Zoom &out", lambda: self.grid.zoom_by(1 / 1.5),
+                                         QKeySequence.StandardKey.ZoomOut,
+                                         "Zoom out (also: Ctrl+wheel)")
+        for a in (self.act_fit, self.act_zoom_in, self.act_zoom_out):
+            vm.addAction(a)
+        vm.addSeparator()
+        for d, key in ((self.pipeline_dock, "Ctrl+1"), (self.explain_dock, "Ctrl+2")):
+            toggle = d.toggleViewAction()
+            toggle.setShortcut(QKeySequence(key))
+            vm.addAction(toggle)
+        vm.addAction(self._action("Reset &layout", self.reset_layout, None,
+                                  "Show the pipeline editor, hide the empty explanation"))
         self._update_recent_menu()
 
     def _make_toolbar(self):
@@ -209,12 +242,27 @@ class MainWindow(QMainWindow):
                                                "large": 480}[t]))
         tb.addWidget(self.size_box)
 
+    def _remember_dock(self, dock, visible: bool):
+        if self.tabs.currentIndex() == 0:
+            self._dock_visible[dock] = visible
+
+    def reset_layout(self):
+        """Docks back where they start: the editor on the left, the explanation on the
+        right (shown only while a pixel is explained)."""
+        for d, area in ((self.pipeline_dock, Qt.DockWidgetArea.LeftDockWidgetArea),
+                        (self.explain_dock, Qt.DockWidgetArea.RightDockWidgetArea)):
+            d.setFloating(False)
+            self.addDockWidget(area, d)
+        self.pipeline_dock.show()
+        self.explain_dock.setVisible(self.explain_panel.explanation() is not None)
+        self.resizeDocks([self.pipeline_dock], [320], Qt.Orientation.Horizontal)
+
     def _make_statusbar(self):
         sb = self.statusBar()
-        self.hover_label = QLabel("Hover a map to read values; click a pixel to explain it.")
+        self.hover_label = QLabel(HOVER_HINT)
         self.timing_label = QLabel()
         self.progress = QProgressBar()
-        self.progress.setFixedWidth(160)
+        self.progress.setFixedWidth(200)
         self.progress.setTextVisible(True)
         self.progress.hide()
         sb.addWidget(self.hover_label, 1)
@@ -233,8 +281,10 @@ class MainWindow(QMainWindow):
         self.image_name = name
         self.selected = None
         self.explain_panel.clear()
+        self.grid.clear_selection()
         h, w, c = image.shape
-        self.setWindowTitle(f"ConvScope — {os.path.basename(name)} ({w}x{h}, {c} ch)")
+        self.setWindowTitle(f"ConvScope — {os.path.basename(name)} ({size_text(h, w)}, "
+                            f"{c} channel{'s' if c != 1 else ''})")
         self.recompute()
         self.imageLoaded.emit(name)
 
@@ -441,14 +491,24 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ results
     def _on_busy(self, busy: bool):
         if busy:
+            self.progress.setRange(0, 0)  # busy until a real fraction arrives
+            self.progress.setFormat("computing…")
             self._progress_timer.start()
+            self._stale_timer.start()
         else:
             self._progress_timer.stop()
+            self._stale_timer.stop()
             self.progress.hide()
 
     def _on_progress(self, done: int, total: int):
-        self.progress.setMaximum(max(total, 1))
-        self.progress.setValue(done)
+        """Stages done of all; once they are, the maps are being prepared (busy)."""
+        if done >= total:
+            self.progress.setRange(0, 0)
+            self.progress.setFormat("preparing maps…")
+        else:
+            self.progress.setRange(0, max(total, 1))
+            self.progress.setValue(done)
+            self.progress.setFormat("stage %v of %m")
 
     def _on_result(self, out: RunOutput):
         res = out.result
@@ -459,6 +519,7 @@ class MainWindow(QMainWindow):
             self.resultFailed.emit(str(res.error))
             return
         self.panel.show_error(None)
+        self._stale_timer.stop()
         if self.message.isVisible() and "last valid result" in self.message.label.text():
             self.message.hide()
         self.output = out
@@ -472,9 +533,11 @@ class MainWindow(QMainWindow):
             labels = res.level(level).labels if level < len(res.stages) else []
             if label in labels:  # maps may have been renumbered (kernels added/removed)
                 self._explain(level, labels.index(label), row, col)
+                if self.selected is not None:
+                    self.grid.select(level, labels.index(label), row, col)
             else:
-                self.selected = None
-                self.explain_panel.clear()
+                self._on_selection_cleared()
+                self.grid.clear_selection()
         self.resultShown.emit(out)
 
     def _on_display_option(self, *_):
@@ -483,14 +546,19 @@ class MainWindow(QMainWindow):
         self.grid.robust = self.robust_box.isChecked()
         self.grid.refresh()
 
-    def _on_hover(self, level, m, row, col, value):
-        lvl = self.output.result.level(level)
-        self.hover_label.setText(f"{'input' if level < 0 else f'stage {level + 1}'} · "
-                                 f"{lvl.labels[m]} · row {row}, col {col} = {value:.6g}")
+    def _on_hover_text(self, text: str):
+        self.hover_label.setText(text or HOVER_HINT)
 
     def _on_click(self, level, m, row, col):
         self.selected = (level, self.output.result.level(level).labels[m], row, col)
         self._explain(level, m, row, col)
+        if self.selected is not None and not self.explain_dock.isVisible():
+            self.explain_dock.show()
+            self.resizeDocks([self.explain_dock], [340], Qt.Orientation.Horizontal)
+
+    def _on_selection_cleared(self):
+        self.selected = None
+        self.explain_panel.clear()
 
     def _explain(self, level, m, row, col):
         res = self.output.result
@@ -556,11 +624,19 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentIndex(self.VIEWS[name])
 
     def _on_tab(self, index: int):
-        # the pipeline editor and the explanation belong to the image tab
+        # the pipeline editor, the explanation and the status line's hover text and
+        # timing belong to the image tab
+        image_tab = index == 0
         for d in self._docks:
-            d.setVisible(index == 0)
-        self.display_toolbar.setVisible(index == 0)
-        self.act_paste.setEnabled(index == 0)
+            wanted = self._dock_visible[d]
+            d.blockSignals(True)
+            d.setVisible(image_tab and wanted)
+            d.blockSignals(False)
+        self.display_toolbar.setVisible(image_tab)
+        self.act_paste.setEnabled(image_tab)
+        for w in (self.hover_label, self.timing_label):
+            w.setVisible(image_tab)
+        self.statusBar().clearMessage()
 
     def _on_model(self, model):
         self.inspect_view.set_model(model)

@@ -114,7 +114,7 @@ def test_startup_with_sample_shows_4_levels_of_3_maps(sample):
     h, w, _ = load_image(str(SAMPLE_IMAGE)).shape
     assert set(win.grid.views()) == DEFAULT_KEYS
     assert win.image.shape == (h, w, 3)
-    assert f"{SAMPLE_IMAGE.name} ({w}x{h}, 3 ch)" in win.windowTitle()
+    assert f"{SAMPLE_IMAGE.name} ({h}×{w}, 3 channels)" in win.windowTitle()
     assert win.grid.views()[(-1, 0)].map_shape == (h, w)
     assert win.grid.views()[(0, 0)].map_shape == (h, w)          # 'same' conv
     assert win.grid.views()[(2, 0)].map_shape == (h // 2, w // 2)  # 2x2 max pool
@@ -134,7 +134,7 @@ def test_drop_image_file_loads_it(sample, qtbot, tmp_path):
     with qtbot.waitSignals([win.imageLoaded, win.resultShown], timeout=TIMEOUT):
         ev = drop(win, png)
     assert ev.isAccepted()
-    assert "dropped.png (64x48, 3 ch)" in win.windowTitle()
+    assert "dropped.png (48×64, 3 channels)" in win.windowTitle()
     assert win.image.shape == (48, 64, 3)
     assert win.grid.views()[(-1, 0)].map_shape == (48, 64)
     assert win.grid.views()[(2, 2)].map_shape == (24, 32)
@@ -148,7 +148,7 @@ def test_drop_grayscale_image_shows_one_column(sample, qtbot, tmp_path):
     Image.fromarray(gray, "L").save(path)
     with qtbot.waitSignals([win.imageLoaded, win.resultShown], timeout=TIMEOUT):
         drop(win, path)
-    assert "gray.png (20x30, 1 ch)" in win.windowTitle()
+    assert "gray.png (30×20, 1 channel)" in win.windowTitle()
     assert set(win.grid.views()) == {(lvl, 0) for lvl in (-1, 0, 1, 2)}
     np.testing.assert_allclose(shown(win, -1, 0), gray / 255.0, atol=1e-6)
 
@@ -172,7 +172,7 @@ def test_paste_file_path_and_image_data(sample, qtbot, tmp_path):
     clip.setText(f'"{png}"')                         # as copied from a file manager
     with qtbot.waitSignals([win.imageLoaded, win.resultShown], timeout=TIMEOUT):
         win.paste()
-    assert "pasted path.png (33x22, 3 ch)" in win.windowTitle()
+    assert "pasted path.png (22×33, 3 channels)" in win.windowTitle()
     qimg = QImage(40, 30, QImage.Format.Format_RGB32)
     qimg.fill(QColor(255, 0, 0))
     clip.setImage(qimg)
