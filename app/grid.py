@@ -49,7 +49,7 @@ MAX_CELL_PX = 64.0
 #: cells drawn at least this large show their values
 VALUES_FROM_PX = 24.0
 #: one wheel notch (120 eighths of a degree) zooms by this factor
-WHEEL_ZOOM = 1.25
+WHEEL_ZOOM = 1.4
 #: how long a recompute may run before the maps are marked stale
 STALE_AFTER_MS = 150
 
@@ -317,7 +317,6 @@ class MapView(QWidget):
 
     hovered = pyqtSignal(object, int, int)   # self, row, col (-1, -1 when leaving)
     clicked = pyqtSignal(object, int, int)
-    doubleClicked = pyqtSignal(object)
 
     def __init__(self, level: int, map_index: int, parent=None, *, rgb_group=None):
         super().__init__(parent)
@@ -360,6 +359,7 @@ class MapView(QWidget):
         self.vb.addItem(self.stale, ignoreBounds=True)
         self._title = ""
         self._stats = ""
+        self._short_stats = ""
         self.detail = None  # (r0, r1, c0, c1) when showing a full-resolution crop
         self.stats = QLabel()
         self.stats.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -384,7 +384,7 @@ class MapView(QWidget):
             self.vb.setRange(self.range.effective(), padding=0.0, disableAutoRange=True)
 
     def set_map(self, data: np.ndarray, map_shape, extent, levels, cmap, title: str,
-                stats_text: str, full: np.ndarray | None = None):
+                stats_text: str, full: np.ndarray | None = None, short_stats: str = ""):
         """Show ``data`` (a preview of the map, or (h, w, 3) colours for the recombined
         view with ``cmap`` None) over the input extent."""
         self.map_shape = tuple(map_shape)
@@ -404,6 +404,7 @@ class MapView(QWidget):
             self._elide()
         if stats_text != self._stats:
             self._stats = stats_text
+            self._short_stats = short_stats
             self.stats.setToolTip(stats_text)
             self._elide()
 
@@ -425,7 +426,10 @@ class MapView(QWidget):
 
     def _elide(self):
         width = max(40, self.view.width())
-        for lab, text in ((self.title, self._title), (self.stats, self._stats)):
+        stats = self._stats
+        if self._short_stats and self.stats.fontMetrics().horizontalAdvance(stats) > width:
+            stats = self._short_stats  # "min … max" when the whole line does not fit
+        for lab, text in ((self.title, self._title), (self.stats, stats)):
             lab.setText(lab.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, width))
 
     def set_width(self, w: int, h: int):
@@ -458,8 +462,7 @@ class MapView(QWidget):
     def _clicked(self, ev):
         if ev.button() != Qt.MouseButton.LeftButton:
             return
-        if ev.double():
-            self.doubleClicked.emit(self)
+        if ev.double():  # the grid fits on a double-click (its event filter)
             return
         hit = self.pixel_at(ev.scenePos())
         if hit is not None:
@@ -674,7 +677,6 @@ class FeatureGrid(QScrollArea):
         v = MapView(level, m, rgb_group=rgb_group)
         v.hovered.connect(self._on_hover)
         v.clicked.connect(self._on_click)
-        v.doubleClicked.connect(lambda _v: self.reset_view())
         v.view.viewport().installEventFilter(self)
         v.follow(self.range)
         return v
@@ -821,7 +823,7 @@ class FeatureGrid(QScrollArea):
                     continue
                 st = disp.stats[m]
                 view.set_map(disp.previews[m], lvl.maps.shape[1:], extent, ranges[li][m], cmap,
-                             label, st.text(), full=lvl.maps[m])
+                             label, st.text(), full=lvl.maps[m], short_stats=st.short_text())
             colours = getattr(disp, "colours", None) or []
             for k, group in enumerate(self._groups[li] if li < len(self._groups) else []):
                 view = self._rgb_views.get((lvl.index, k))
@@ -916,9 +918,7 @@ class FeatureGrid(QScrollArea):
                     self.zoom_by(WHEEL_ZOOM ** (delta / 120.0), anchor)
                 return True
             # a plain wheel scrolls the page, as everywhere else
-            dx, dy = ev.angleDelta().x(), ev.angleDelta().y()
-            bar = self.horizontalScrollBar() if abs(dx) > abs(dy) else self.verticalScrollBar()
-            QApplication.sendEvent(bar, ev)
+            self._scroll(ev)
             return True
         if t == QEvent.Type.NativeGesture and \
                 ev.gestureType() == Qt.NativeGestureType.ZoomNativeGesture:
@@ -927,9 +927,25 @@ class FeatureGrid(QScrollArea):
                 anchor = view.vb.mapSceneToView(view.view.mapToScene(ev.position().toPoint()))
                 self.zoom_by(1.0 + ev.value(), anchor)
             return True
+        if t == QEvent.Type.MouseButtonDblClick and ev.button() == Qt.MouseButton.LeftButton:
+            self.reset_view()
+            return False
         if t == QEvent.Type.Leave:
             self._clear_hover()
         return super().eventFilter(obj, ev)
+
+    def _scroll(self, ev) -> None:
+        """Scroll the grid by a wheel event (trackpads give pixels, wheels notches)."""
+        pixels, angle = ev.pixelDelta(), ev.angleDelta()
+        horizontal = abs(angle.x()) > abs(angle.y()) or \
+            ev.modifiers() & Qt.KeyboardModifier.ShiftModifier
+        bar = self.horizontalScrollBar() if horizontal else self.verticalScrollBar()
+        if not pixels.isNull():
+            step = pixels.x() if abs(pixels.x()) > abs(pixels.y()) else pixels.y()
+        else:
+            notches = (angle.x() if abs(angle.x()) > abs(angle.y()) else angle.y()) / 120.0
+            step = notches * QApplication.wheelScrollLines() * 20
+        bar.setValue(int(bar.value() - step))
 
     def _view_of_viewport(self, obj):
         for v in self.all_views():

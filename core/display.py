@@ -39,6 +39,10 @@ class MapStats:
     def text(self) -> str:
         return f"min {_fmt(self.min)} · max {_fmt(self.max)} · mean {_fmt(self.mean)}"
 
+    def short_text(self) -> str:
+        """The range alone, for narrow maps: ``-1.79 … 3.15``."""
+        return f"{_fmt(self.min)} … {_fmt(self.max)}"
+
 
 def _fmt(v: float) -> str:
     if v == 0:

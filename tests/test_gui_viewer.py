@@ -1,0 +1,370 @@
+"""The map viewer in a user's hands (issue 11): framing, scrolling, zoom, markers,
+colours, layout. One test per defect found by driving the real window; each failed
+on the viewer that linked its views through pyqtgraph's screen-space links.
+
+Geometry is read as the user sees it: every map view's visible data rectangle
+(``vb.viewRect()``), its widget size and its position on the grid.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+import pytest
+from PIL import Image
+from PyQt6.QtCore import QEvent, QPoint, QPointF, QSettings, Qt
+from PyQt6.QtGui import QWheelEvent
+from PyQt6.QtTest import QTest
+from PyQt6.QtWidgets import QApplication
+
+from app.grid import MAX_CELL_PX, VALUES_FROM_PX
+from app.window import SAMPLE_IMAGE, MainWindow
+from core.pipeline import ActivationStage, ConvStage, Kernel, Pipeline, save_pipeline
+
+TIMEOUT = 20_000
+pg.setConfigOptions(imageAxisOrder="row-major")
+
+
+@pytest.fixture
+def win(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings)
+    qtbot.addWidget(w)
+    w.resize(1280, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    with qtbot.waitSignal(w.resultShown, timeout=TIMEOUT):
+        w.load_image_file(str(SAMPLE_IMAGE), wait=True)
+    yield w
+    w.close()
+
+
+def settle(qtbot, ms: int = 150):
+    qtbot.wait(ms)
+    QApplication.processEvents()
+
+
+def assert_framed(win, tol: float = 0.02):
+    """Every map shows its whole extent (fit), and maps of one row are drawn at one
+    size and scale, with their images at the same height."""
+    h, w = win.image.shape[:2]
+    views = list(win.grid.all_views())
+    assert views
+    rows: dict[int, list] = {}
+    for v in views:
+        r = v.vb.viewRect()
+        assert r.left() <= tol * w and r.top() <= tol * h, (v.level, v.map_index, r)
+        assert r.right() >= w * (1 - tol) and r.bottom() >= h * (1 - tol), \
+            (v.level, v.map_index, r)
+        # fit, not zoomed out: the extent fills the view in one direction
+        assert min(r.width() / w, r.height() / h) <= 1 + tol, (v.level, r)
+        rows.setdefault(v.view.mapTo(win.grid.widget(), QPoint(0, 0)).y(), []).append(v)
+    for y, row in rows.items():
+        sizes = {(v.view.width(), v.view.height()) for v in row}
+        assert len(sizes) == 1, (y, sizes)
+        scales = {round(v.vb.viewPixelSize()[0], 6) for v in row}
+        assert len(scales) == 1, (y, scales)
+    # each level's maps start at one height (no map shifted by its caption)
+    by_level: dict[tuple, set] = {}
+    for v in views:
+        key = (v.level, v.view.mapTo(v, QPoint(0, 0)).y())
+        by_level.setdefault(v.level, set()).add(key[1])
+    assert all(len(ys) == 1 for ys in by_level.values()), by_level
+
+
+def wheel(widget, delta: int, pos=None, mods=Qt.KeyboardModifier.NoModifier):
+    pos = QPointF(widget.rect().center()) if pos is None else QPointF(pos)
+    ev = QWheelEvent(pos, QPointF(widget.mapToGlobal(pos.toPoint())), QPoint(0, 0),
+                     QPoint(0, delta), Qt.MouseButton.NoButton, mods,
+                     Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(widget, ev)
+
+
+def cell_px(view) -> float:
+    """Screen pixels per input cell in a map view."""
+    return 1.0 / view.vb.viewPixelSize()[0]
+
+
+# ---------------------------------------------------------------- 1, 7: framing
+
+
+def test_startup_maps_are_framed_and_aligned(win, qtbot):
+    settle(qtbot)
+    assert_framed(win)
+
+
+@pytest.mark.parametrize("button", ["add_pool", "add_act", "remove"])
+def test_rebuilding_the_grid_keeps_every_map_framed(win, qtbot, button):
+    settle(qtbot)
+    panel = win.panel
+    win.panel.select_stage(0)
+    with qtbot.waitSignal(win.resultShown, timeout=TIMEOUT):
+        {"add_pool": lambda: panel.add_pool_button.click(),
+         "add_act": lambda: panel.add_activation_button.click(),
+         "remove": lambda: panel.remove_button.click()}[button]()
+    settle(qtbot)
+    assert_framed(win)
+
+
+def test_loading_a_pipeline_and_a_gray_then_rgb_image_keep_framing(win, qtbot, tmp_path):
+    path = tmp_path / "p.json"
+    save_pipeline(path, Pipeline([ConvStage([Kernel(np.ones((3, 3)) / 9, name="box")]),
+                                  ActivationStage("relu")]))
+    with qtbot.waitSignal(win.resultShown, timeout=TIMEOUT):
+        assert win.load_pipeline_file(str(path))
+    settle(qtbot)
+    assert_framed(win)
+    gray = tmp_path / "g.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 90), np.uint8)).save(gray)
+    with qtbot.waitSignal(win.resultShown, timeout=TIMEOUT):
+        win.load_image_file(str(gray), wait=True)
+    settle(qtbot)
+    assert_framed(win)
+    with qtbot.waitSignal(win.resultShown, timeout=TIMEOUT):
+        win.load_image_file(str(SAMPLE_IMAGE), wait=True)
+    settle(qtbot)
+    assert_framed(win)
+
+
+# ---------------------------------------------------------------- 2: resizing
+
+
+def test_resize_maximise_restore_keep_every_column_whole(win, qtbot):
+    for size in [(1920, 1080), (1024, 640), (1280, 800)]:
+        win.resize(*size)
+        settle(qtbot, 250)
+        assert_framed(win)
+    win.showMaximized()
+    settle(qtbot, 250)
+    assert_framed(win)
+    win.showNormal()
+    settle(qtbot, 250)
+    assert_framed(win)
+
+
+def test_a_user_zoom_survives_edits_that_keep_the_shapes(win, qtbot):
+    settle(qtbot)
+    win.grid.zoom_by(4.0)
+    before = win.grid.range.rect
+    assert before is not None
+    with qtbot.waitSignal(win.resultShown, timeout=TIMEOUT):
+        win.panel.select_stage(0)
+        win.panel.current_editor().kernel_editor.set_cell(1, 1, "4")
+    settle(qtbot)
+    assert win.grid.range.rect == before
+    rects = {tuple(round(x, 3) for x in v.vb.viewRect().getRect())
+             for v in win.grid.all_views()}
+    assert len(rects) == 1, rects  # every map shows the same region
+    win.grid.reset_view()
+    settle(qtbot)
+    assert_framed(win)
+
+
+# ---------------------------------------------------------------- 3: wheel
+
+
+def test_plain_wheel_scrolls_the_grid_and_does_not_zoom(win, qtbot):
+    settle(qtbot)
+    view = win.grid.views()[(0, 1)]
+    bar = win.grid.verticalScrollBar()
+    assert bar.maximum() > 0
+    bar.setValue(0)
+    rects = [v.vb.viewRect() for v in win.grid.all_views()]
+    wheel(view.view.viewport(), -120)
+    settle(qtbot, 50)
+    assert bar.value() > 0
+    assert win.grid.range.is_fit
+    assert [v.vb.viewRect() for v in win.grid.all_views()] == rects
+
+
+def test_ctrl_wheel_zooms_about_the_pointer_within_limits(win, qtbot):
+    settle(qtbot)
+    view = win.grid.views()[(0, 0)]
+    vp = view.view.viewport()
+    pos = QPointF(vp.width() * 0.25, vp.height() * 0.25)
+    under = view.vb.mapSceneToView(view.view.mapToScene(pos.toPoint()))
+    wheel(vp, 120, pos, Qt.KeyboardModifier.ControlModifier)
+    settle(qtbot, 50)
+    assert not win.grid.range.is_fit
+    after = view.vb.mapSceneToView(view.view.mapToScene(pos.toPoint()))
+    assert abs(after.x() - under.x()) < 1.5 and abs(after.y() - under.y()) < 1.5
+    for _ in range(60):  # far past the limit
+        wheel(vp, 120, pos, Qt.KeyboardModifier.ControlModifier)
+    settle(qtbot, 50)
+    assert cell_px(view) == pytest.approx(MAX_CELL_PX, rel=0.05)
+    others = {round(cell_px(v), 4) for v in win.grid.all_views()}
+    assert len(others) == 1  # linked
+    for _ in range(60):
+        wheel(vp, -120, pos, Qt.KeyboardModifier.ControlModifier)
+    settle(qtbot)
+    assert win.grid.range.is_fit
+    assert_framed(win)
+
+
+def test_double_click_and_ctrl_0_fit(win, qtbot):
+    settle(qtbot)
+    win.grid.zoom_by(3.0)
+    view = win.grid.views()[(1, 2)]
+    QTest.mouseDClick(view.view.viewport(), Qt.MouseButton.LeftButton,
+                      pos=view.view.viewport().rect().center())
+    settle(qtbot)
+    assert win.grid.range.is_fit
+    win.grid.zoom_by(3.0)
+    win.act_fit.trigger()
+    assert win.grid.range.is_fit
+
+
+def test_drag_pans_when_zoomed(win, qtbot):
+    settle(qtbot)
+    win.grid.zoom_by(4.0)
+    before = win.grid.range.rect
+    view = win.grid.views()[(0, 0)]
+    vp = view.view.viewport()
+    start = vp.rect().center()
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, pos=start)
+    for dx in range(0, 60, 10):
+        QTest.mouseMove(vp, start + QPoint(dx, 0))
+        qtbot.wait(20)
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=start + QPoint(50, 0))
+    settle(qtbot, 50)
+    after = win.grid.range.rect
+    assert after.left() < before.left()  # dragged right: shows what was to the left
+    assert after.top() == pytest.approx(before.top())
+    assert win.explain_panel.explanation() is None  # a drag is not a click
+
+
+# ---------------------------------------------------------------- numbers
+
+
+def test_values_are_written_into_cells_when_zoomed_in(win, qtbot, tmp_path):
+    small = tmp_path / "small.png"
+    Image.fromarray(np.arange(48, dtype=np.uint8).reshape(6, 8) * 5).save(small)
+    with qtbot.waitSignal(win.resultShown, timeout=TIMEOUT):
+        win.load_image_file(str(small), wait=True)
+    settle(qtbot)
+    view = win.grid.views()[(-1, 0)]
+    # a 6x8 image in a map of ~200 px: cells are ~25 px at fit, so values show at once
+    assert cell_px(view) >= VALUES_FROM_PX
+    view.view.grab()  # paints
+    assert view.values.shown_count == 48
+    # the sample photo at fit: cells under a pixel, no values
+    with qtbot.waitSignal(win.resultShown, timeout=TIMEOUT):
+        win.load_image_file(str(SAMPLE_IMAGE), wait=True)
+    settle(qtbot)
+    view = win.grid.views()[(0, 0)]
+    view.view.grab()
+    assert view.values.shown_count == 0
+    for _ in range(30):
+        win.grid.zoom_by(1.5)
+    settle(qtbot)
+    img = view.view.grab().toImage()
+    assert 0 < view.values.shown_count <= 100
+    # the text is drawn: the view has black or white pixels not in the colormap
+    cols = {img.pixelColor(x, y).name() for x in range(0, img.width(), 2)
+            for y in range(0, img.height(), 2)}
+    assert "#000000" in cols or "#ffffff" in cols
+
+
+# ---------------------------------------------------------------- 4: markers
+
+
+def test_hover_marks_are_visible_and_go_when_the_pointer_leaves(win, qtbot):
+    settle(qtbot)
+    view = win.grid.views()[(0, 0)]
+    vp = view.view.viewport()
+    QTest.mouseMove(vp, vp.rect().center())
+    qtbot.waitUntil(lambda: view.marker.isVisible(), timeout=TIMEOUT)
+    assert view.crosshair.isVisible()
+    assert view.marker._light.widthF() >= 2 and view.marker._dark.widthF() >= 3
+    # other maps show the hovered cell's window, without a crosshair
+    other = win.grid.views()[(-1, 0)]
+    assert other.box.isVisible() and not other.crosshair.isVisible()
+    QApplication.sendEvent(vp, QEvent(QEvent.Type.Leave))
+    assert not any(v.hover_visible() for v in win.grid.all_views())
+
+
+def test_clicked_cell_stays_marked_until_the_next_click_or_esc(win, qtbot):
+    settle(qtbot)
+    view = win.grid.views()[(2, 1)]   # the pool stage
+    vp = view.view.viewport()
+    QTest.mouseClick(vp, Qt.MouseButton.LeftButton, pos=vp.rect().center())
+    qtbot.waitUntil(lambda: win.explain_panel.explanation() is not None, timeout=TIMEOUT)
+    assert win.explain_dock.isVisible()
+    QTest.mouseMove(win.grid.views()[(-1, 0)].view.viewport(), QPoint(5, 5))
+    settle(qtbot, 50)
+    assert view.sel_marker.isVisible()
+    # its window on the maps before it, nothing on the maps after it
+    assert win.grid.views()[(-1, 1)].sel_box.isVisible()
+    assert win.grid.views()[(0, 1)].sel_box.isVisible()
+    QTest.keyClick(win.grid, Qt.Key.Key_Escape)
+    assert not any(v.sel_marker.isVisible() or v.sel_box.isVisible()
+                   for v in win.grid.all_views())
+    assert win.explain_panel.explanation() is None
+
+
+# ---------------------------------------------------------------- 5: colours
+
+
+def test_signed_rows_have_colour_bars_centred_at_zero(win, qtbot):
+    settle(qtbot)
+    assert win.robust_box.isChecked()
+    lo, hi = win.grid._bars[0].levels           # stage 1: outline kernel, signed
+    assert lo == -hi and hi > 0
+    win.cmap_box.setCurrentText("viridis")
+    win.scale_box.setCurrentText("map")
+    for (level, m), v in win.grid.views().items():
+        if level >= 0 and win.output.result.level(level).maps[m].min() < 0:
+            assert v.levels[0] == -v.levels[1], (level, m, v.levels)
+
+
+# ---------------------------------------------------------------- 6, 8: layout
+
+
+def test_explain_dock_takes_no_room_until_a_click_and_docks_can_be_hidden(win, qtbot):
+    assert not win.explain_dock.isVisible()
+    assert win.pipeline_dock.isVisible()
+    toggle = win.pipeline_dock.toggleViewAction()
+    toggle.trigger()
+    assert not win.pipeline_dock.isVisible()
+    toggle.trigger()
+    assert win.pipeline_dock.isVisible()
+
+
+def test_one_size_convention_in_title_headers_and_stage_list(win, qtbot):
+    h, w = win.image.shape[:2]
+    assert f"{h}×{w}" in win.windowTitle()
+    assert f"{h}×{w}" in win.grid.header_text(-1)
+    assert f"{h}×{w}" in win.grid.header_text(0)
+    assert f"{w}×{h}" not in win.windowTitle() + win.grid.header_text(0)
+
+
+def test_headers_take_at_most_two_lines(win, qtbot):
+    settle(qtbot)
+    fm_height = win.fontMetrics().height()
+    for level, header in win.grid._headers.items():
+        assert header.height() <= 2 * fm_height + 16, (level, header.height())
+        assert "\n" not in header.line1
+
+
+def test_recomputing_marks_maps_stale_and_status_is_per_tab(win, qtbot):
+    settle(qtbot)
+    win.grid.set_stale(True)   # as the window does after 150 ms of computing
+    assert all(v.stale.isVisible() for v in win.grid.all_views())
+    with qtbot.waitSignal(win.resultShown, timeout=TIMEOUT):
+        win.recompute()
+    assert not win.grid.is_stale
+    assert not any(v.stale.isVisible() for v in win.grid.all_views())
+    win.show_view("train")
+    assert not win.hover_label.isVisible() and not win.timing_label.isVisible()
+    win.show_view("main")
+    assert win.hover_label.isVisible()
+
+
+def test_rgb_column_recombines_per_channel_maps(win, qtbot):
+    settle(qtbot)
+    rgb = win.grid.rgb_views()
+    assert set(rgb) == {(-1, 0), (0, 0), (1, 0), (2, 0)}
+    out = win.output.result
+    shown = rgb[(0, 0)].image.image
+    expected = np.clip(out.stages[0].maps.transpose(1, 2, 0), 0, 1)
+    np.testing.assert_allclose(shown, expected, atol=1e-6)
