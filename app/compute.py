@@ -20,7 +20,8 @@ import numpy as np
 from PyQt6.QtCore import QObject, QThread, QTimer, pyqtSignal, pyqtSlot
 
 from core import conv as core_conv
-from core.display import colour_groups, compose_rgb, map_stats, preview, preview_factor
+from core.display import (PREVIEW_MAX_SIDE, colour_groups, compose_rgb, map_stats, preview,
+                          preview_factor)
 from core.memory import lower_thread_priority
 from core.pipeline import PipelineResult, run
 
@@ -47,6 +48,7 @@ class RunOutput:
     seconds: float      # compute time in the worker
     cancelled: bool = False
     colour_groups: list | None = None  # per level: (r, g, b) map triples (core.display)
+    preview_side: int = PREVIEW_MAX_SIDE  # longest preview side asked for
 
 
 class _Worker(QObject):
@@ -61,8 +63,8 @@ class _Worker(QObject):
         self._display_cache: dict[str, DisplayLevel] = {}
         self._niced = False
 
-    @pyqtSlot(int, object, object)
-    def compute(self, seq, image, pipeline):
+    @pyqtSlot(int, object, object, int)
+    def compute(self, seq, image, pipeline, side=PREVIEW_MAX_SIDE):
         t0 = time.perf_counter()
         if not self._niced:  # runs in the worker thread
             self._niced = True
@@ -84,20 +86,21 @@ class _Worker(QObject):
                 return
             self._previous = res
             groups = colour_groups(res)
-            levels = [self._display(lvl, g) for lvl, g in zip([res.input, *res.stages], groups)]
-            self._display_cache = {lvl.key: d for lvl, d in
+            levels = [self._display(lvl, g, side)
+                      for lvl, g in zip([res.input, *res.stages], groups)]
+            self._display_cache = {(lvl.key, side): d for lvl, d in
                                    zip([res.input, *res.stages], levels)}
             self.finished.emit(RunOutput(seq, res, levels, time.perf_counter() - t0,
-                                         colour_groups=groups))
+                                         colour_groups=groups, preview_side=side))
         except Exception as exc:  # a bug, not bad input: report it, keep the window alive
             traceback.print_exc()
             self.failed.emit(seq, f"{type(exc).__name__}: {exc}")
 
-    def _display(self, lvl, groups=()) -> DisplayLevel:
-        cached = self._display_cache.get(lvl.key)
+    def _display(self, lvl, groups=(), side=PREVIEW_MAX_SIDE) -> DisplayLevel:
+        cached = self._display_cache.get((lvl.key, side))
         if cached is not None and len(cached.colours or ()) == len(groups):
             return cached
-        f = preview_factor(lvl.maps.shape)
+        f = preview_factor(lvl.maps.shape, side)
         previews = [preview(m, f) for m in lvl.maps]
         colours = [compose_rgb(*(previews[i] for i in g)) for g in groups]
         return DisplayLevel(previews, f, [map_stats(m) for m in lvl.maps], colours)
@@ -110,7 +113,7 @@ class PipelineRunner(QObject):
     failed = pyqtSignal(str)
     progress = pyqtSignal(int, int)
     busyChanged = pyqtSignal(bool)
-    _start = pyqtSignal(int, object, object)
+    _start = pyqtSignal(int, object, object, int)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -141,12 +144,16 @@ class PipelineRunner(QObject):
     def busy(self) -> bool:
         return self._running is not None
 
-    def request(self, image: np.ndarray, pipeline) -> int:
-        """Ask for a run; returns its sequence number. Older pending requests are dropped."""
+    def request(self, image: np.ndarray, pipeline, preview_side: int = PREVIEW_MAX_SIDE) -> int:
+        """Ask for a run; returns its sequence number. Older pending requests are dropped.
+
+        Previews are block-averaged to at most ``preview_side`` pixels a side (the
+        size the maps are drawn at: drawing more costs paint time and shows nothing).
+        """
         with self._lock:
             self._seq += 1
             seq = self._seq
-        self._pending = (seq, image, pipeline.copy())
+        self._pending = (seq, image, pipeline.copy(), int(preview_side))
         if self._running is None:
             self._kick.start()
         return seq
@@ -154,11 +161,11 @@ class PipelineRunner(QObject):
     def _dispatch(self):
         if self._running is not None or self._pending is None:
             return
-        seq, image, pipeline = self._pending
+        seq, image, pipeline, side = self._pending
         self._pending = None
         self._running = seq
         self.busyChanged.emit(True)
-        self._start.emit(seq, image, pipeline)
+        self._start.emit(seq, image, pipeline, side)
 
     def _done(self):
         self._running = None

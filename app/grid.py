@@ -31,7 +31,7 @@ from PyQt6.QtGui import QBrush, QColor, QFont, QPainter, QPen
 from PyQt6.QtWidgets import (QApplication, QGraphicsItem, QGraphicsRectItem, QGridLayout,
                              QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget)
 
-from core.display import PREVIEW_MAX_SIDE, RGB_MAPPING, cell_label, value_ranges
+from core.display import PREVIEW_MAX_SIDE, RGB_MAPPING, cell_label, compose_rgb, value_ranges
 from core.explain import project
 
 COLORMAPS = {
@@ -50,6 +50,8 @@ MAX_CELL_PX = 64.0
 VALUES_FROM_PX = 24.0
 #: one wheel notch (120 eighths of a degree) zooms by this factor
 WHEEL_ZOOM = 1.4
+#: maps up to this side are never reduced for display
+MIN_PREVIEW_SIDE = 512
 #: how long a recompute may run before the maps are marked stale
 STALE_AFTER_MS = 150
 
@@ -409,8 +411,8 @@ class MapView(QWidget):
             self._elide()
 
     def set_detail(self, data: np.ndarray, crop, preview: np.ndarray):
-        """Show full-resolution ``data`` for map rows/cols ``crop`` = (r0, r1, c0, c1), or
-        the whole-map ``preview`` again when ``crop`` is None."""
+        """Show ``data``, map rows/cols ``crop`` = (r0, r1, c0, c1, step) sampled every
+        ``step`` cells, or the whole-map ``preview`` again when ``crop`` is None."""
         if crop == self.detail:
             return
         self.detail = crop
@@ -420,9 +422,12 @@ class MapView(QWidget):
             self.image.setImage(preview, levels=self.levels, lut=self.lut, autoLevels=False)
             self.image.setRect(QRectF(0, 0, self.extent[1], self.extent[0]))
             return
-        r0, r1, c0, c1 = crop
+        r0, r1, c0, c1, step = crop
         self.image.setImage(data, levels=self.levels, lut=self.lut, autoLevels=False)
-        self.image.setRect(QRectF(c0 * sx, r0 * sy, (c1 - c0) * sx, (r1 - r0) * sy))
+        # a sampled crop: each sample stands for step x step cells (the last ones may
+        # reach past the crop's end, which they then cover)
+        rows, cols = data.shape[:2]
+        self.image.setRect(QRectF(c0 * sx, r0 * sy, cols * step * sx, rows * step * sy))
 
     def _elide(self):
         width = max(40, self.view.width())
@@ -610,6 +615,7 @@ class FeatureGrid(QScrollArea):
     hoverText = pyqtSignal(str)                       # what the status bar shows
     clicked = pyqtSignal(int, int, int, int)
     selectionCleared = pyqtSignal()
+    previewsTooSmall = pyqtSignal()  # maps are now drawn larger than their previews
     updated = pyqtSignal()  # images were set on screen
 
     def __init__(self, parent=None):
@@ -760,9 +766,23 @@ class FeatureGrid(QScrollArea):
         mh = int(np.clip(round(mw * h / w), 40, 2 * mw))
         return mw, mh
 
+    def preview_side(self) -> int:
+        """Longest preview side worth computing: the maps' size on screen (device
+        pixels), rounded up to a multiple of 128, at most PREVIEW_MAX_SIDE. Before the
+        first result the window's size gives an estimate."""
+        if self._output is None:
+            mw = max(self.width() // 3, 200)
+            mh = mw
+        else:
+            mw, mh = self.map_size()
+        px = max(mw, mh) * self.devicePixelRatioF()
+        return int(min(PREVIEW_MAX_SIDE, max(MIN_PREVIEW_SIDE, 128 * math.ceil(px / 128))))
+
     def _apply_sizes(self):
         if self._output is None:
             return
+        if self.preview_side() > getattr(self._output, "preview_side", PREVIEW_MAX_SIDE):
+            self.previewsTooSmall.emit()
         mw, mh = self.map_size()
         for v in self.all_views():
             v.set_width(mw, mh)
@@ -844,14 +864,19 @@ class FeatureGrid(QScrollArea):
         self.updated.emit()
 
     def _update_detail(self):
-        """Full-resolution crops for maps shown at reduced size, when zoomed in enough."""
+        """When zoomed in on maps whose previews are coarser than the screen, show the
+        visible part of the full-resolution map instead, sampled no finer than the
+        screen (so one crop costs at most a screenful of pixels to draw)."""
         out = self._output
         if out is None or not self._views:
             return
         vr = self.range.effective()
         res = out.result
         eh, ew = res.input.maps.shape[1:]
-        for lvl, disp in zip([res.input, *res.stages], out.levels):
+        sample = next(iter(self._views.values()))
+        dpr = self.devicePixelRatioF()
+        vw, vh = sample.view.width() * dpr, sample.view.height() * dpr
+        for li, (lvl, disp) in enumerate(zip([res.input, *res.stages], out.levels)):
             if disp.factor == 1:
                 continue
             h, w = lvl.maps.shape[1:]
@@ -860,21 +885,33 @@ class FeatureGrid(QScrollArea):
             r1 = min(h, int(np.ceil(vr.bottom() / sy)) + 1)
             c0 = max(0, int(np.floor(vr.left() / sx)) - 1)
             c1 = min(w, int(np.ceil(vr.right() / sx)) + 1)
-            fits = r1 > r0 and c1 > c0 and max(r1 - r0, c1 - c0) <= PREVIEW_MAX_SIDE \
-                and not self.range.is_fit
+            step = max(1, int(max((r1 - r0) / max(vh, 1), (c1 - c0) / max(vw, 1))))
+            crop = None
+            if not self.range.is_fit and r1 > r0 and c1 > c0 and step < disp.factor:
+                crop = (r0, r1, c0, c1, step)
             for m in range(len(lvl.labels)):
                 view = self._views.get((lvl.index, m))
                 if view is None:
                     continue
-                if fits:
-                    view.set_detail(lvl.maps[m, r0:r1, c0:c1], (r0, r1, c0, c1), None)
+                if crop is not None:
+                    view.set_detail(lvl.maps[m, r0:r1:step, c0:c1:step], crop, None)
                 else:
                     view.set_detail(None, None, disp.previews[m])
+            groups = self._groups[li] if li < len(self._groups) else []
+            for k, group in enumerate(groups):
+                view = self._rgb_views.get((lvl.index, k))
+                if view is None or k >= len(disp.colours or ()):
+                    continue
+                if crop is not None:
+                    part = compose_rgb(*(lvl.maps[i, r0:r1:step, c0:c1:step] for i in group))
+                    view.set_detail(part, crop, None)
+                else:
+                    view.set_detail(None, None, disp.colours[k])
 
     @staticmethod
     def _header_text(lvl, disp) -> tuple[str, str, str]:
         m, h, w = lvl.maps.shape
-        note = f"shown at 1/{disp.factor}" if disp.factor > 1 else ""
+        note = ""  # previews match the screen; zoomed in, the maps are shown at full detail
         if lvl.index < 0:
             return (f"Input · {m} channel{'s' if m != 1 else ''} of {size_text(h, w)} "
                     f"(rows×columns)", "", note)

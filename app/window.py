@@ -91,6 +91,7 @@ class MainWindow(QMainWindow):
         self.grid.hoverText.connect(self._on_hover_text)
         self.grid.clicked.connect(self._on_click)
         self.grid.selectionCleared.connect(self._on_selection_cleared)
+        self.grid.previewsTooSmall.connect(self.recompute)  # maps drawn larger: sharper previews
         self.message = MessageBar()
         image_tab = QWidget()
         cl = QVBoxLayout(image_tab)
@@ -145,6 +146,14 @@ class MainWindow(QMainWindow):
         self._stale_timer.setSingleShot(True)
         self._stale_timer.setInterval(STALE_AFTER_MS)
         self._stale_timer.timeout.connect(lambda: self.grid.set_stale(True))
+
+        self._drop_hint = QLabel(self)
+        self._drop_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._drop_hint.setStyleSheet(
+            "background: rgba(30, 90, 200, 40); border: 3px dashed #1e5ac8; "
+            "color: #0d2f6e; font-size: 20px; font-weight: bold;")
+        self._drop_hint.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self._drop_hint.hide()
 
         self._make_actions()
         self._make_toolbar()
@@ -371,12 +380,40 @@ class MainWindow(QMainWindow):
             self.load_image_file(path)
 
     # drag and drop
+    @staticmethod
+    def drop_text(md) -> str:
+        """What dropping ``md`` here would do, said while it is dragged over the window."""
+        paths = [u.toLocalFile() for u in md.urls() if u.isLocalFile()] if md.hasUrls() else []
+        if paths:
+            name = os.path.basename(paths[0].rstrip("/")) or paths[0]
+            if paths[0].lower().endswith(".json"):
+                return f"Drop to load the pipeline “{name}”"
+            return f"Drop to open “{name}” as the image"
+        if md.hasUrls():
+            return "Only local files can be dropped here"
+        return "Drop to open the pasted image"
+
+    def _show_drop_hint(self, text: str | None):
+        hint = self._drop_hint
+        if text is None:
+            hint.hide()
+            return
+        hint.setText(text)
+        hint.setGeometry(self.centralWidget().geometry())
+        hint.raise_()
+        hint.show()
+
     def dragEnterEvent(self, ev):
         md = ev.mimeData()
         if md.hasUrls() or md.hasImage():
             ev.acceptProposedAction()
+            self._show_drop_hint(self.drop_text(md))
+
+    def dragLeaveEvent(self, ev):
+        self._show_drop_hint(None)
 
     def dropEvent(self, ev):
+        self._show_drop_hint(None)
         md = ev.mimeData()
         paths = [u.toLocalFile() for u in md.urls() if u.isLocalFile()]
         if paths:
@@ -419,7 +456,7 @@ class MainWindow(QMainWindow):
     def recompute(self):
         if self.image is None:
             return
-        self.runner.request(self.image, self.panel.pipeline())
+        self.runner.request(self.image, self.panel.pipeline(), self.grid.preview_side())
 
     def load_pipeline_file(self, path: str) -> bool:
         try:

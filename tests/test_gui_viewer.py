@@ -368,3 +368,47 @@ def test_rgb_column_recombines_per_channel_maps(win, qtbot):
     shown = rgb[(0, 0)].image.image
     expected = np.clip(out.stages[0].maps.transpose(1, 2, 0), 0, 1)
     np.testing.assert_allclose(shown, expected, atol=1e-6)
+
+
+def test_dragging_a_file_over_the_window_says_what_a_drop_will_do(win, qtbot, tmp_path):
+    from PyQt6.QtCore import QMimeData, QUrl
+    from PyQt6.QtGui import QDragEnterEvent, QDragLeaveEvent
+    for name, words in (("cat.png", "open “cat.png” as the image"),
+                        ("edges.json", "load the pipeline “edges.json”")):
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(tmp_path / name))])
+        QApplication.sendEvent(win, QDragEnterEvent(
+            win.rect().center(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier))
+        assert win._drop_hint.isVisible() and words in win._drop_hint.text()
+        assert win._drop_hint.geometry() == win.centralWidget().geometry()
+        QApplication.sendEvent(win, QDragLeaveEvent())
+        assert not win._drop_hint.isVisible()
+
+
+def test_large_maps_are_drawn_at_screen_resolution_and_in_detail_when_zoomed(win, qtbot):
+    """Previews no larger than the maps on screen (painting a 1024-pixel preview into a
+    230-pixel view cost 76 ms per burst at 1080p); zoomed in, the visible part of the
+    full map, sampled no finer than the screen."""
+    img = np.random.default_rng(3).random((1200, 1600, 3), dtype=np.float32)
+    with qtbot.waitSignal(win.resultShown, timeout=TIMEOUT):
+        win.set_image(img, "big")
+    settle(qtbot)
+    view = win.grid.views()[(0, 0)]
+    side = win.grid.preview_side()
+    assert side < 1024 and max(view.image.image.shape) <= side
+    assert win.output.preview_side == side
+    for _ in range(6):
+        win.grid.zoom_by(2.0)
+    qtbot.waitUntil(lambda: view.detail is not None, timeout=TIMEOUT)
+    r0, r1, c0, c1, step = view.detail
+    shown = view.image.image
+    assert step == 1   # 64x zoomed: the visible cells are fewer than the screen pixels
+    np.testing.assert_array_equal(shown, win.output.result.stages[0].maps[0, r0:r1, c0:c1])
+    win.grid.reset_view()
+    qtbot.waitUntil(lambda: view.detail is None, timeout=TIMEOUT)
+    # maps drawn larger ask for sharper previews
+    with qtbot.waitSignal(win.resultShown, timeout=TIMEOUT):
+        win.grid.set_map_width(900)
+    assert win.output.preview_side == 1024
+    assert max(win.grid.views()[(0, 0)].image.image.shape) == 800  # 1600 / 2
