@@ -571,7 +571,8 @@ def _run_stage(i: int, st, prev: StageResult) -> StageResult:
 
 
 def run(image, pipeline: Pipeline, *, previous: PipelineResult | None = None,
-        progress: Callable[[int, int], bool | None] | None = None) -> PipelineResult:
+        progress: Callable[[int, int], bool | None] | None = None,
+        on_stage: Callable[[StageResult], None] | None = None) -> PipelineResult:
     """Run ``pipeline`` on ``image`` (H, W, C) and return every intermediate map.
 
     Parameters
@@ -582,6 +583,9 @@ def run(image, pipeline: Pipeline, *, previous: PipelineResult | None = None,
     progress : callable(done, total) -> bool, optional
         Called before each stage; returning False cancels the run (the result then
         holds the stages finished so far and ``error`` is None).
+    on_stage : callable(StageResult), optional
+        Called with each stage's result as soon as it is there (computed or reused),
+        so that a caller can work on it while the next stage computes.
 
     A stage that fails validation ends the run; the result keeps the stages before
     it and ``error`` holds the :class:`PipelineError`.
@@ -613,6 +617,8 @@ def run(image, pipeline: Pipeline, *, previous: PipelineResult | None = None,
                 return PipelineResult(inp, levels, exc, image)
             res.key = key
         levels.append(res)
+        if on_stage is not None:
+            on_stage(res)
         prev = res
         upstream = key
     if progress is not None:

@@ -874,3 +874,18 @@ def test_what_load_refuses_save_and_run_refuse_too(tmp_path, spoil, field):
     assert not (tmp_path / "p.json").exists()
     res = run(_rgb(), bad)
     assert res.error is not None and field in str(res.error)
+
+
+def test_run_hands_each_stage_to_on_stage_as_it_is_made():
+    """The GUI prepares a stage's previews while the next one computes."""
+    from core.pipeline import ActivationStage, ConvStage, Kernel, Pipeline, PoolStage, run
+    img = np.random.default_rng(0).random((10, 12, 3)).astype(np.float32)
+    pipe = Pipeline([ConvStage([Kernel(np.ones((3, 3)), name="box")]), ActivationStage("relu"),
+                     PoolStage()])
+    seen = []
+    first = run(img, pipe, on_stage=seen.append)
+    assert [s.index for s in seen] == [0, 1, 2]
+    assert all(a is b for a, b in zip(seen, first.stages))
+    seen.clear()
+    again = run(img, pipe, previous=first, on_stage=seen.append)   # reused stages too
+    assert [s.index for s in seen] == [0, 1, 2] and again.stages[0] is first.stages[0]
