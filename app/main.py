@@ -62,6 +62,12 @@ def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.screenshot and "QT_QPA_PLATFORM" not in os.environ:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    from .system_check import missing_packages, report, uses_xcb
+    if uses_xcb():
+        missing = missing_packages()
+        if missing:  # Qt would abort naming only one of them
+            print(report(missing), file=sys.stderr)
+            return 1
     import pyqtgraph as pg
     from PyQt6.QtCore import QTimer
     from PyQt6.QtWidgets import QApplication
