@@ -28,9 +28,11 @@ def parse_args(argv):
     ap.add_argument("--pipeline", help="pipeline JSON to load")
     ap.add_argument("--screenshot", metavar="OUT.png", help="render offscreen, save, exit")
     ap.add_argument("--size", type=_size, default=(1280, 800), help="window size WxH")
-    ap.add_argument("--view", choices=["main", "train", "inspect"], default="main",
-                    help="which view to show")
+    ap.add_argument("--view", choices=["main", "train", "inspect"], default=None,
+                    help="which view to show (default: the one open at the last quit)")
     ap.add_argument("--model", help="trained model (.npz) for the train/inspect views")
+    ap.add_argument("--fresh", action="store_true",
+                    help="start clean: ignore (and forget) the session saved at the last quit")
     return ap.parse_args(argv)
 
 
@@ -98,7 +100,12 @@ def main(argv=None) -> int:
         width, height = min(width, avail.width() - 16), min(height, avail.height() - 48)
     win.resize(width, height)
     _report_warm_up(win, warm)
-    image = args.image or args.image_pos or str(SAMPLE_IMAGE)
+    restored = None
+    if args.fresh:
+        MainWindow.clear_session(win.settings)
+    elif not args.screenshot:
+        restored = win.restore_session()
+    image = args.image or args.image_pos or restored or str(SAMPLE_IMAGE)
     if args.pipeline and not win.load_pipeline_file(args.pipeline):
         print(f"convscope: {win.message.text()}", file=sys.stderr)
         if args.screenshot:
@@ -126,9 +133,10 @@ def main(argv=None) -> int:
         print(f"convscope: cannot load the model {args.model}", file=sys.stderr)
         if args.screenshot:
             return 2
-    win.show_view(args.view)
+    if args.view:
+        win.show_view(args.view)
     win.show()
-    if args.image or args.image_pos or SAMPLE_IMAGE.exists():
+    if args.image or args.image_pos or restored or SAMPLE_IMAGE.exists():
         win.load_image_file(image, wait=True)
     else:  # installed without the repository's assets/: a generated test card
         win.set_image(_test_card(), "<test card>")

@@ -6,8 +6,10 @@ worker thread), the panels edit, the grid shows.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +24,16 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QLa
 from core.export import export_maps
 from core.image import ImageLoadError, load_image
 from core.fileio import atomic_write_bytes
-from core.pipeline import (Pipeline, PipelineError, PipelineFileError, default_pipeline,
-                           load_pipeline, save_pipeline)
+from core.pipeline import (ConvStage, Kernel, Pipeline, PipelineError, PipelineFileError,
+                           default_pipeline, load_pipeline, pipeline_from_dict,
+                           save_pipeline)
 from core.explain import explain
 from core.kernels import format_kernel
 
 from .compute import PipelineRunner, RunOutput
 from .explain_panel import ExplainPanel
+from .help import HelpMenu
+from .history import History
 from .grid import COLORMAPS, STALE_AFTER_MS, FeatureGrid, size_text
 from .message_bar import MessageBar
 from .inspect_view import InspectView
@@ -75,6 +80,7 @@ class MainWindow(QMainWindow):
         self.output: RunOutput | None = None
         self.output_image_name = ""
         self.selected = None  # (level, map label, row, col) of the explained pixel
+        self._exporting = False
         self._load_token = 0
 
         self.runner = PipelineRunner(self)
@@ -155,10 +161,13 @@ class MainWindow(QMainWindow):
         self._drop_hint.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self._drop_hint.hide()
 
+        self.history = History(self)
         self._make_actions()
         self._make_toolbar()
         self._make_statusbar()
+        self._display = self.display_settings()
         self.panel.set_pipeline(default_pipeline())
+        self.history.reset(self.panel.pipeline())
 
     # ------------------------------------------------------------------ chrome
     def _action(self, text, slot, shortcut=None, tip=""):
@@ -191,6 +200,14 @@ class MainWindow(QMainWindow):
                                   "Ctrl+Shift+E"))
         fm.addSeparator()
         fm.addAction(self._action("&Quit", self.close, QKeySequence.StandardKey.Quit))
+        em = mb.addMenu("&Edit")
+        self.act_undo = self.history.stack.createUndoAction(self, "&Undo")
+        self.act_undo.setShortcuts([QKeySequence(QKeySequence.StandardKey.Undo)])
+        self.act_redo = self.history.stack.createRedoAction(self, "&Redo")
+        self.act_redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        for a in (self.act_undo, self.act_redo):
+            self.addAction(a)
+            em.addAction(a)
         vm = mb.addMenu("&View")
         self.act_fit = self._action("&Fit maps (reset zoom)", lambda: self.grid.reset_view(),
                                     "Ctrl+0", "Show every map whole (also: double-click a map)")
@@ -211,6 +228,7 @@ class MainWindow(QMainWindow):
             vm.addAction(toggle)
         vm.addAction(self._action("Reset &layout", self.reset_layout, None,
                                   "Show the pipeline editor, hide the empty explanation"))
+        self.help_menu = HelpMenu(self, mb.addMenu("&Help"))
         self._update_recent_menu()
 
     def _make_toolbar(self):
@@ -246,9 +264,7 @@ class MainWindow(QMainWindow):
         self.size_box = QComboBox()
         self.size_box.addItems(["fit", "small", "medium", "large"])
         self.size_box.setToolTip("fit: every column fits the window; or a fixed map size")
-        self.size_box.currentTextChanged.connect(
-            lambda t: self.grid.set_map_width({"fit": None, "small": 160, "medium": 280,
-                                               "large": 480}[t]))
+        self.size_box.currentTextChanged.connect(self._on_display_option)
         tb.addWidget(self.size_box)
 
     def _remember_dock(self, dock, visible: bool):
@@ -284,7 +300,32 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ images
     def set_image(self, image: np.ndarray, name: str):
-        """Show a new image (H, W, C float32 in [0, 1]) and recompute."""
+        """Show a new image (H, W, C float32 in [0, 1]) and recompute (one undo step)."""
+        if self.image is not None and image is not self.image:
+            before = (self._image_state(), self.image_name)
+            after = (name if os.path.isfile(name) else image, name)
+            self.history.push_step(f"open image {os.path.basename(name)}",
+                                   self._restore_image, before, after)
+        self._show_image(image, name)
+
+    def _image_state(self):
+        """What an undo needs to bring the current image back: its path, or the pixels
+        of an image that has no file (pasted, generated)."""
+        return self.image_name if os.path.isfile(self.image_name) else self.image
+
+    def _restore_image(self, state):
+        source, name = state
+        if isinstance(source, str):
+            try:
+                image = load_image(source)
+            except ImageLoadError as exc:
+                self.message.show_message(f"Cannot reopen {source}: {exc}")
+                return
+        else:
+            image = source
+        self._show_image(image, name)
+
+    def _show_image(self, image: np.ndarray, name: str):
         self.image = image
         self.inspect_view.set_photo(image)
         self.image_name = name
@@ -321,6 +362,7 @@ class MainWindow(QMainWindow):
             if not token[2].startswith("<"):
                 self._add_recent(token[2])
         elif kind == "export":
+            self._exporting = False
             self._on_progress(1, 1)
             self._on_busy(False)
             self.message.show_message(f"Exported {len(value)} maps to {token[1]}", error=False)
@@ -333,6 +375,7 @@ class MainWindow(QMainWindow):
                 return
             self.message.show_message(f"{exc}. The current image is kept.")
         else:
+            self._exporting = False
             self._on_busy(False)
             self.message.show_message(f"Export failed: {exc}")
 
@@ -451,6 +494,18 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ pipeline
     def _on_pipeline_edited(self):
+        self.history.commit(self.panel.pipeline())
+        self.recompute()
+
+    def set_pipeline_quietly(self, pipe: Pipeline) -> None:
+        """Show ``pipe`` in the editor and recompute, as an undo or redo does."""
+        self.panel.set_pipeline(pipe)
+        self.recompute()
+
+    def set_pipeline(self, pipe: Pipeline, text: str) -> None:
+        """Replace the whole pipeline as one undoable step named ``text``."""
+        self.panel.set_pipeline(pipe)
+        self.history.commit(self.panel.pipeline(), text)
         self.recompute()
 
     def recompute(self):
@@ -464,9 +519,10 @@ class MainWindow(QMainWindow):
         except PipelineFileError as exc:
             self.message.show_message(f"{exc}. The current pipeline is kept.")
             return False
-        self.panel.set_pipeline(pipe)
-        self.message.show_message(f"Loaded pipeline {os.path.basename(path)}", error=False)
-        self.recompute()
+        name = os.path.basename(path)
+        self.set_pipeline(pipe, f"load pipeline {name}")
+        self.message.show_message(f"Loaded pipeline {name} (Ctrl+Z puts the previous one "
+                                  f"back)", error=False)
         return True
 
     def load_pipeline_dialog(self):
@@ -577,7 +633,44 @@ class MainWindow(QMainWindow):
                 self.grid.clear_selection()
         self.resultShown.emit(out)
 
+    def display_settings(self) -> dict:
+        return {"colormap": self.cmap_box.currentText(), "scale": self.scale_box.currentText(),
+                "clip": self.robust_box.isChecked(), "map_size": self.size_box.currentText()}
+
+    def apply_display_settings(self, d: dict) -> None:
+        """Set the display toolbar (unknown or missing values keep their setting)."""
+        boxes = ((self.cmap_box, "colormap"), (self.scale_box, "scale"),
+                 (self.size_box, "map_size"))
+        for box, key in boxes:
+            box.blockSignals(True)
+            if isinstance(d.get(key), str) and box.findText(d[key]) >= 0:
+                box.setCurrentText(d[key])
+            box.blockSignals(False)
+        self.robust_box.blockSignals(True)
+        if isinstance(d.get("clip"), bool):
+            self.robust_box.setChecked(d["clip"])
+        self.robust_box.blockSignals(False)
+        self._display = self.display_settings()
+        self._apply_map_size(self.size_box.currentText())
+        self._apply_display()
+
     def _on_display_option(self, *_):
+        after = self.display_settings()
+        before = getattr(self, "_display", after)
+        changed = [k for k in after if after[k] != before.get(k)]
+        self._display = after
+        if changed:
+            what = {"colormap": "colormap", "scale": "value scale", "clip": "1 % clipping",
+                    "map_size": "map size"}[changed[0]]
+            self.history.push_step(f"change {what}", self.apply_display_settings, before, after)
+        self._apply_map_size(after["map_size"])
+        self._apply_display()
+
+    def _apply_map_size(self, text: str):
+        self.grid.set_map_width({"fit": None, "small": 160, "medium": 280,
+                                 "large": 480}.get(text))
+
+    def _apply_display(self):
         self.grid.cmap_choice = self.cmap_box.currentText()
         self.grid.scale = self.scale_box.currentText()
         self.grid.robust = self.robust_box.isChecked()
@@ -619,6 +712,7 @@ class MainWindow(QMainWindow):
         made_by = Pipeline([lvl.stage for lvl in res.stages])
         source = self.output_image_name
         self._on_busy(True)
+        self._exporting = True
 
         def job():
             return export_maps(res, folder, bits=bits, pipeline=made_by, source=source,
@@ -651,8 +745,17 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ learned kernels
     def send_kernel(self, weights: np.ndarray, name: str):
-        """Put a kernel (e.g. a learned CNN filter) into the pipeline editor and recompute."""
-        self.panel.add_kernel(np.asarray(weights, float), name)
+        """Put a kernel (e.g. a learned CNN filter) into the pipeline as a new convolution
+        stage after the selected one (selected; one undo step). The stages already
+        there are left as they are: a learned 3x3 kernel appended to a stage of 7x3
+        kernels broke that stage."""
+        pipe = self.panel.pipeline()
+        at = self.panel.current_stage() + 1 if self.panel.current_stage() >= 0 \
+            else len(pipe.stages)
+        pipe.stages.insert(at, ConvStage([Kernel(np.array(weights, dtype=np.float64),
+                                                 name=name)]))
+        self.set_pipeline(pipe, f"add the learned kernel '{name}' as stage {at + 1}")
+        self.panel.select_stage(at)
 
     VIEWS = {"main": 0, "train": 1, "inspect": 2}
 
@@ -683,8 +786,9 @@ class MainWindow(QMainWindow):
     def _on_learned_kernel(self, weights, name: str):
         self.send_kernel(weights, name)
         self.show_view("main")
-        self.message.show_message(f"Added the learned kernel '{name}' to the pipeline: "
-                                  f"this is what it does to the photo.", error=False)
+        self.message.show_message(f"Added the learned kernel '{name}' as a new convolution "
+                                  f"stage: this is what it does to the photo (Ctrl+Z "
+                                  f"removes it).", error=False)
 
     def closeEvent(self, ev):
         if self.train_view.is_training():
@@ -698,5 +802,95 @@ class MainWindow(QMainWindow):
                 ev.ignore()
                 return
             self.train_view.stop_training(wait=True)
+        if self._exporting:
+            # the export writes to a staging folder: let it finish rather than leave one
+            self.statusBar().showMessage("Waiting for the export to finish before quitting…")
+            deadline = time.monotonic() + 300
+            while self._exporting and time.monotonic() < deadline:
+                QGuiApplication.processEvents()
+                time.sleep(0.02)
+        self.save_session()
         self.runner.shutdown()
         super().closeEvent(ev)
+
+    # ------------------------------------------------------------------ session
+    SESSION_KEYS = ("session/image", "session/pipeline", "session/display",
+                    "session/geometry", "session/state", "session/tab", "session/docks")
+
+    def save_session(self) -> None:
+        """The image (its path), pipeline, display settings, window geometry, dock layout
+        and tab, for the next start (QSettings)."""
+        st = self.settings
+        try:
+            pipe = json.dumps(self.panel.pipeline().to_dict())
+        except (TypeError, ValueError):
+            pipe = None
+        if pipe is not None:
+            st.setValue("session/pipeline", pipe)
+        image = self.image_name if os.path.isfile(self.image_name) else ""
+        st.setValue("session/image", os.path.abspath(image) if image else "")
+        st.setValue("session/display", json.dumps(self.display_settings()))
+        st.setValue("session/geometry", self.saveGeometry())
+        st.setValue("session/state", self.saveState())
+        st.setValue("session/tab", self.tabs.currentIndex())
+        st.setValue("session/docks", json.dumps(
+            {"pipeline": self._dock_visible[self.pipeline_dock],
+             "explain": self._dock_visible[self.explain_dock]}))
+        st.sync()
+
+    def restore_session(self) -> str | None:
+        """Bring back what :meth:`save_session` saved; returns the image path to open
+        (None: no image saved, or its file is gone). A damaged store is reported in the
+        message bar and ignored, part by part: never an exception."""
+        st = self.settings
+        problems = []
+
+        def part(key, fn):
+            raw = st.value(key)
+            if raw is None or raw == "":
+                return None
+            try:
+                return fn(raw)
+            except Exception as exc:  # noqa: BLE001 - damaged settings: report, go on
+                problems.append(f"{key.split('/')[1]} ({type(exc).__name__}: {exc})"[:160])
+                return None
+
+        pipe = part("session/pipeline", lambda raw: pipeline_from_dict(json.loads(str(raw))))
+        if pipe is not None:
+            self.panel.set_pipeline(pipe)
+            self.history.reset(self.panel.pipeline())
+        display = part("session/display", lambda raw: json.loads(str(raw)))
+        if isinstance(display, dict):
+            self.apply_display_settings(display)
+
+        def geometry(raw):
+            if not self.restoreGeometry(raw):
+                raise ValueError("unreadable")
+            return True
+
+        def state(raw):
+            if not self.restoreState(raw):
+                raise ValueError("unreadable")
+            return True
+
+        part("session/geometry", geometry)
+        part("session/state", state)
+        docks = part("session/docks", lambda raw: json.loads(str(raw)))
+        if isinstance(docks, dict):
+            for dock, key in ((self.pipeline_dock, "pipeline"), (self.explain_dock, "explain")):
+                if isinstance(docks.get(key), bool):
+                    self._dock_visible[dock] = docks[key]
+                    dock.setVisible(docks[key] and self.tabs.currentIndex() == 0)
+        tab = part("session/tab", lambda raw: int(raw))
+        if isinstance(tab, int) and 0 <= tab < self.tabs.count():
+            self.tabs.setCurrentIndex(tab)
+        image = part("session/image", lambda raw: str(raw))
+        if problems:
+            self.message.show_message("Parts of the saved session could not be read and were "
+                                      "skipped: " + "; ".join(problems))
+        return image if image and os.path.isfile(image) else None
+
+    @staticmethod
+    def clear_session(settings) -> None:
+        for key in MainWindow.SESSION_KEYS:
+            settings.remove(key)

@@ -553,20 +553,34 @@ def test_recent_menu_lists_loaded_file(sample, qtbot, tmp_path):
         other.close()
 
 
-def test_send_kernel_adds_a_kernel_and_recomputes(sample, qtbot):
+def test_send_kernel_adds_a_stage_and_leaves_the_others_alone(sample, qtbot):
+    """Issue 12: the learned kernel used to be appended to the selected stage, which
+    broke a stage of 7x3 kernels ("3x3 vs 7x3"); now it is a new stage of its own."""
     win = sample
+    before = win.panel.pipeline().to_dict()
+    ed = conv_editor(win)
+    with qtbot.waitSignal(win.resultShown, timeout=TIMEOUT):
+        ed.kernel_editor.resize_kernel(7, 3)       # the stage now holds a 7x3 kernel
     learned = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], float)
     with qtbot.waitSignal(win.resultShown, timeout=TIMEOUT):
         win.send_kernel(learned, "learned")
-    stage = win.panel.pipeline().stages[0]
-    assert [k.name for k in stage.kernels] == ["outline", "learned"]
-    assert set(win.grid.views()) == ({(-1, m) for m in range(3)}
-                                     | {(lvl, m) for lvl in (0, 1, 2) for m in range(6)})
+    stages = win.panel.pipeline().stages
+    assert len(stages) == 4 and win.panel.current_stage() == 1
+    assert [k.name for k in stages[1].kernels] == ["learned"]
+    assert stages[0].kernels[0].weights.shape == (7, 3)
+    assert win.output.result.error is None
     res = win.output.result
-    want = expected_stage1(win.image, [OUTLINE, learned])
-    np.testing.assert_allclose(res.stages[0].maps, want, atol=1e-5)
-    assert res.stages[0].labels[1] == "R * learned"
-    np.testing.assert_allclose(shown(win, 0, 3), want[3], atol=1e-5)
+    np.testing.assert_allclose(res.stages[1].maps,
+                               conv2d(res.stages[0].maps, np.repeat(learned[None, None], 3, 0)
+                                      .astype(np.float32), padding="same", groups=3),
+                               atol=1e-5)
+    assert res.stages[1].labels[0] == "R * outline * learned"
+    assert win.act_undo.text().replace("&", "") == \
+        "Undo add the learned kernel 'learned' as stage 2"
+    with qtbot.waitSignal(win.resultShown, timeout=TIMEOUT):
+        win.act_undo.trigger()
+    assert len(win.panel.pipeline().stages) == 3
+    assert win.panel.pipeline().to_dict() != before  # the resize stays (its own step)
 
 
 # ----------------------------------------------------------------------- main()
