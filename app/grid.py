@@ -647,6 +647,7 @@ class FeatureGrid(QScrollArea):
         self.column_labels = True  # R / G / B above the columns
         self.show_rgb = True       # the recombined colour column for per-channel stages
         self.selection = None      # (level, map, row, col) of the clicked cell
+        self.cursor = None         # (level, map, row, col) of the keyboard cursor
         self._stale = False
         # when zoomed in on a large image, previews are swapped for full-resolution crops
         self._detail_timer = QTimer(self)
@@ -1044,6 +1045,7 @@ class FeatureGrid(QScrollArea):
     def _on_click(self, view: MapView, row: int, col: int):
         self.setFocus(Qt.FocusReason.MouseFocusReason)
         self.selection = (view.level, view.map_index, row, col)
+        self.cursor = self.selection
         self._show_selection()
         self.clicked.emit(view.level, view.map_index, row, col)
 
@@ -1078,9 +1080,75 @@ class FeatureGrid(QScrollArea):
             else:
                 v.show_selection(None, False)
 
+    # ----------------------------------------------------------------- keyboard
+    def move_cursor(self, drow: int = 0, dcol: int = 0, dlevel: int = 0) -> None:
+        """Move the keyboard cursor cell (shown like the hover): arrows by one cell,
+        PgUp/PgDn to the previous/next stage at the same place of the image."""
+        out = self._output
+        if out is None:
+            return
+        res = out.result
+        if self.cursor is None:
+            self.cursor = self.selection or (-1, 0, 0, 0)
+        level, m, row, col = self.cursor
+        level = min(level, len(res.stages) - 1)
+        if dlevel:
+            new = int(np.clip(level + dlevel, -1, len(res.stages) - 1))
+            if new != level:
+                h0, w0 = res.level(level).maps.shape[1:]
+                h1, w1 = res.level(new).maps.shape[1:]
+                row = int((row + 0.5) * h1 / h0)
+                col = int((col + 0.5) * w1 / w0)
+                m = min(m, res.level(new).maps.shape[0] - 1)
+                level = new
+        n, h, w = res.level(level).maps.shape
+        row = int(np.clip(row + drow, 0, h - 1))
+        col = int(np.clip(col + dcol, 0, w - 1))
+        m = min(m, n - 1)
+        self.cursor = (level, m, row, col)
+        view = self._views.get((level, m))
+        if view is None:
+            return
+        self._on_hover(view, row, col)
+        self.ensure_visible(level, row, col)
+        self.ensureWidgetVisible(view, 10, 10)
+
+    def ensure_visible(self, level: int, row: int, col: int) -> None:
+        """Pan a zoomed view so that the cell is in sight."""
+        if self.range.is_fit or self._output is None:
+            return
+        h, w = self._output.result.level(level).maps.shape[1:]
+        eh, ew = self.range.extent
+        cx, cy = (col + 0.5) * ew / w, (row + 0.5) * eh / h
+        r = self.range.effective()
+        dx = min(0.0, cx - r.left() - 1) + max(0.0, cx - r.right() + 1)
+        dy = min(0.0, cy - r.top() - 1) + max(0.0, cy - r.bottom() + 1)
+        if dx or dy:
+            self.range.pan(dx, dy)
+
     def keyPressEvent(self, ev):  # noqa: N802 (Qt API)
-        if ev.key() == Qt.Key.Key_Escape and self.selection is not None:
+        key = ev.key()
+        moves = {Qt.Key.Key_Left: (0, -1, 0), Qt.Key.Key_Right: (0, 1, 0),
+                 Qt.Key.Key_Up: (-1, 0, 0), Qt.Key.Key_Down: (1, 0, 0),
+                 Qt.Key.Key_PageUp: (0, 0, -1), Qt.Key.Key_PageDown: (0, 0, 1)}
+        if key in moves and not ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.move_cursor(*moves[key])
+            return
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space) and \
+                self.cursor is not None:
+            level, m, row, col = self.cursor
+            self.selection = self.cursor
+            self._show_selection()
+            self.clicked.emit(level, m, row, col)
+            return
+        if key == Qt.Key.Key_Escape and self.selection is not None:
             self.clear_selection()
             self.selectionCleared.emit()
             return
         super().keyPressEvent(ev)
+
+    def focusInEvent(self, ev):  # noqa: N802 (Qt API)
+        super().focusInEvent(ev)
+        if self.cursor is None and self._output is not None and \
+                ev.reason() in (Qt.FocusReason.TabFocusReason, Qt.FocusReason.BacktabFocusReason):
+            self.move_cursor()  # show where the arrow keys start

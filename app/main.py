@@ -140,6 +140,8 @@ def main(argv=None) -> int:
         win.load_image_file(image, wait=True)
     else:  # installed without the repository's assets/: a generated test card
         win.set_image(_test_card(), "<test card>")
+    if not args.screenshot and win.message.text() == "":
+        win.show_first_start_hint()
     if win.image is None:
         print(f"convscope: {win.message.text()}", file=sys.stderr)
         if args.screenshot:

@@ -228,6 +228,24 @@ class MainWindow(QMainWindow):
             vm.addAction(toggle)
         vm.addAction(self._action("Reset &layout", self.reset_layout, None,
                                   "Show the pipeline editor, hide the empty explanation"))
+        pm = mb.addMenu("&Pipeline")
+        p = self.panel
+        for text, button, key in (
+                ("Add &convolution stage", p.add_conv_button, "Ctrl+Shift+C"),
+                ("Add &activation stage", p.add_activation_button, "Ctrl+Shift+A"),
+                ("Add &pool stage", p.add_pool_button, "Ctrl+Shift+P"),
+                ("&Remove stage", p.remove_button, "Ctrl+Shift+Backspace"),
+                ("Move stage &up", p.up_button, "Alt+Up"),
+                ("Move stage &down", p.down_button, "Alt+Down")):
+            pm.addAction(self._action(text, lambda _=False, b=button: b.isEnabled() and b.click(),
+                                      key))
+        tm = mb.addMenu("&Training")
+        tv = self.train_view
+        for text, button, key in (("&Start training", tv.start_button, "Ctrl+Shift+T"),
+                                  ("&Pause / resume training", tv.pause_button, "Ctrl+Shift+Space"),
+                                  ("S&top training", tv.stop_button, "Ctrl+Shift+X")):
+            tm.addAction(self._action(text, lambda _=False, b=button: self._train_button(b),
+                                      key))
         self.help_menu = HelpMenu(self, mb.addMenu("&Help"))
         self._update_recent_menu()
 
@@ -266,6 +284,23 @@ class MainWindow(QMainWindow):
         self.size_box.setToolTip("fit: every column fits the window; or a fixed map size")
         self.size_box.currentTextChanged.connect(self._on_display_option)
         tb.addWidget(self.size_box)
+
+    def _train_button(self, button):
+        self.show_view("train")
+        if button.isEnabled():
+            button.click()
+
+    FIRST_HINT = ("Start here: change a number in the kernel on the left and watch every map "
+                  "follow; click any pixel of a map to see how it was computed. "
+                  "Help › Guide explains the rest.")
+
+    def show_first_start_hint(self) -> bool:
+        """A one-line hint on where to begin, at the very first start only."""
+        if self.settings.value("intro_shown", False, type=bool):
+            return False
+        self.settings.setValue("intro_shown", True)
+        self.message.show_message(self.FIRST_HINT, error=False)
+        return True
 
     def _remember_dock(self, dock, visible: bool):
         if self.tabs.currentIndex() == 0:

@@ -1,0 +1,73 @@
+"""The keyboard (issue 12): the map grid takes focus, arrows move a cursor cell,
+PgUp/PgDn move between stages, Enter explains; menu shortcuts edit the pipeline; the
+first start says where to begin."""
+
+from __future__ import annotations
+
+import pytest
+from PyQt6.QtCore import QSettings, Qt
+from PyQt6.QtTest import QTest
+
+from app.window import SAMPLE_IMAGE, MainWindow
+
+TIMEOUT = 20_000
+
+
+@pytest.fixture
+def win(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings)
+    qtbot.addWidget(w)
+    w.resize(1280, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    with qtbot.waitSignal(w.resultShown, timeout=TIMEOUT):
+        w.load_image_file(str(SAMPLE_IMAGE), wait=True)
+    yield w
+    w.close()
+
+
+def test_arrows_move_a_cursor_and_enter_explains_it(win, qtbot):
+    grid = win.grid
+    grid.setFocus(Qt.FocusReason.TabFocusReason)
+    qtbot.waitUntil(lambda: grid.cursor is not None, timeout=TIMEOUT)
+    assert grid.cursor == (-1, 0, 0, 0)
+    for key in (Qt.Key.Key_Right, Qt.Key.Key_Right, Qt.Key.Key_Down):
+        QTest.keyClick(grid, key)
+    assert grid.cursor == (-1, 0, 1, 2)
+    assert grid.views()[(-1, 0)].marker.isVisible()      # shown like the hover
+    QTest.keyClick(grid, Qt.Key.Key_PageDown)
+    QTest.keyClick(grid, Qt.Key.Key_PageDown)
+    QTest.keyClick(grid, Qt.Key.Key_PageDown)                # the 2x2 pool: half the size
+    assert grid.cursor == (2, 0, 0, 1)
+    QTest.keyClick(grid, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: win.explain_panel.explanation() is not None, timeout=TIMEOUT)
+    ex = win.explain_panel.explanation()
+    assert (ex.row, ex.col) == (0, 1)
+    assert grid.views()[(2, 0)].sel_marker.isVisible()
+    QTest.keyClick(grid, Qt.Key.Key_Escape)
+    assert win.explain_panel.explanation() is None
+    # the cursor stops at the edges
+    for _ in range(5):
+        QTest.keyClick(grid, Qt.Key.Key_PageDown)
+        QTest.keyClick(grid, Qt.Key.Key_Up)
+    assert grid.cursor[0] == 2 and grid.cursor[2] == 0
+
+
+def test_menu_shortcuts_edit_the_pipeline(win, qtbot):
+    win.panel.select_stage(0)
+    n = len(win.panel.pipeline().stages)
+    with qtbot.waitSignal(win.resultShown, timeout=TIMEOUT):
+        QTest.keyClick(win, Qt.Key.Key_P, Qt.KeyboardModifier.ControlModifier |
+                       Qt.KeyboardModifier.ShiftModifier)
+    assert len(win.panel.pipeline().stages) == n + 1
+    assert win.panel.pipeline().stages[1].kind == "pool"
+    with qtbot.waitSignal(win.resultShown, timeout=TIMEOUT):
+        QTest.keyClick(win, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert len(win.panel.pipeline().stages) == n
+
+
+def test_first_start_shows_where_to_begin_once(win):
+    assert win.show_first_start_hint()
+    assert "Start here" in win.message.text()
+    assert not win.show_first_start_hint()
