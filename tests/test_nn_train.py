@@ -14,6 +14,7 @@ import pickle
 import threading
 import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -592,3 +593,59 @@ def test_cli_arch_json_file(tmp_path, capsys):
     bad.write_text(json.dumps({"layers": [{"type": "warp"}]}))
     assert cli_main(["--arch", str(bad), "--limit", "256"]) == 2
     assert "warp" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------- CLI: ordinary mishaps
+
+
+def test_cli_resume_without_a_checkpoint_or_with_another_arch_says_why(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert cli_main(["--arch", "tiny", "--resume", "--out", out, "--limit", "64"]) == 2
+    err = capsys.readouterr().err
+    assert "no checkpoint" in err and "without --resume" in err
+    assert cli_main(["--arch", "tiny", "--resume", "--limit", "64"]) == 2
+    assert "--resume needs --out" in capsys.readouterr().err
+    assert cli_main(["--arch", "tiny", "--epochs", "1", "--limit", "128", "--batch-size",
+                     "64", "--out", out]) == 0
+    capsys.readouterr()
+    assert cli_main(["--arch", "lenet", "--epochs", "2", "--limit", "128", "--out", out,
+                     "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("convscope-train: ") and "architecture" in err
+    assert "Traceback" not in err
+    (tmp_path / "run" / CHECKPOINT).write_bytes(b"not a checkpoint")
+    assert cli_main(["--arch", "tiny", "--epochs", "2", "--limit", "128", "--out", out,
+                     "--resume"]) == 2
+    assert "checkpoint" in capsys.readouterr().err
+
+
+def test_cli_refuses_an_arch_with_fewer_outputs_than_classes(tmp_path, capsys):
+    spec = json.loads(json.dumps(ARCHITECTURES["tiny"]))
+    spec["layers"][-1]["units"] = 5
+    path = tmp_path / "five.json"
+    path.write_text(json.dumps(spec))
+    assert cli_main(["--arch", str(path), "--limit", "64"]) == 2
+    err = capsys.readouterr().err
+    assert "5 outputs" in err and "10 classes" in err
+
+
+def test_cli_version_and_help_with_defaults(capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli_main(["--version"])
+    assert stop.value.code == 0 and "convscope-train" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli_main(["--help"])
+    text = capsys.readouterr().out
+    assert "(default: 128)" in text and "(default: keras_mnist)" in text
+
+
+def test_cli_output_into_a_closed_pipe_is_no_traceback(tmp_path):
+    import subprocess
+    import sys
+    proc = subprocess.run(
+        f"{sys.executable} -m core.nn.cli --arch tiny --epochs 1 --limit 256 "
+        f"--out {tmp_path} | head -1", shell=True, capture_output=True, text=True,
+        timeout=300, cwd=str(Path(__file__).resolve().parent.parent))
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+    assert proc.stdout.startswith("data: ")
+    assert (tmp_path / FINAL).exists()       # training went on to the end
