@@ -646,6 +646,7 @@ class FeatureGrid(QScrollArea):
         self.max_columns: int | None = None  # wrap levels with more columns (CNN layers)
         self.column_labels = True  # R / G / B above the columns
         self.show_rgb = True       # the recombined colour column for per-channel stages
+        self.input_note = ""       # the input header's second line (what its values mean)
         self.selection = None      # (level, map, row, col) of the clicked cell
         self.cursor = None         # (level, map, row, col) of the keyboard cursor
         self._stale = False
@@ -909,13 +910,12 @@ class FeatureGrid(QScrollArea):
                 else:
                     view.set_detail(None, None, disp.colours[k])
 
-    @staticmethod
-    def _header_text(lvl, disp) -> tuple[str, str, str]:
+    def _header_text(self, lvl, disp) -> tuple[str, str, str]:
         m, h, w = lvl.maps.shape
         note = ""  # previews match the screen; zoomed in, the maps are shown at full detail
         if lvl.index < 0:
             return (f"Input · {m} channel{'s' if m != 1 else ''} of {size_text(h, w)} "
-                    f"(rows×columns)", "", note)
+                    f"(rows×columns)", self.input_note, note)
         timing = f"{lvl.seconds * 1e3:.1f} ms"
         return (f"Stage {lvl.index + 1} · {lvl.stage.describe()} → "
                 f"{m} map{'s' if m != 1 else ''} of {size_text(h, w)} · {timing}",

@@ -479,6 +479,9 @@ class InspectView(QWidget):
         self.hint_label.setStyleSheet("color: #666666; font-size: 15px;")
         self.grid = FeatureGrid()
         self.grid.max_columns = 8
+        self.grid.input_note = (f"shown as drawn (0..1); the network reads "
+                                f"(x − {MNIST_MEAN}) / {MNIST_STD}, the numbers in hovers "
+                                f"and explanations")
         self.grid.hovered.connect(self._on_hover)
         self.grid.clicked.connect(self._on_click)
         self.grid.installEventFilter(self)

@@ -42,6 +42,8 @@ from .train_view import TrainView
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SAMPLE_IMAGE = ASSETS / "chelsea.png"
+#: the Keras MNIST convnet trained on full MNIST (assets/README.md: command, accuracy)
+BUNDLED_MODEL = ASSETS / "mnist-keras.npz"
 MAX_RECENT = 8
 PROGRESS_DELAY_MS = 300
 HOVER_HINT = ("Hover a map to read values; click a pixel to explain it. Wheel scrolls, "
@@ -65,6 +67,7 @@ class _Background(QObject):
 
 
 class MainWindow(QMainWindow):
+    BUNDLED_MODEL = BUNDLED_MODEL
     imageLoaded = pyqtSignal(str)
     resultShown = pyqtSignal(object)
     resultFailed = pyqtSignal(str)
@@ -81,6 +84,7 @@ class MainWindow(QMainWindow):
         self.output_image_name = ""
         self.selected = None  # (level, map label, row, col) of the explained pixel
         self._exporting = False
+        self._bundled_tried = False
         self._load_token = 0
 
         self.runner = PipelineRunner(self)
@@ -812,6 +816,18 @@ class MainWindow(QMainWindow):
         for w in (self.hover_label, self.timing_label):
             w.setVisible(image_tab)
         self.statusBar().clearMessage()
+        if not image_tab:
+            self.load_bundled_model()
+
+    def load_bundled_model(self) -> bool:
+        """The shipped trained model, the first time a CNN tab is opened without one, so
+        a drawn digit is recognised at once (loaded lazily: start-up does not wait)."""
+        tv = self.train_view
+        if self._bundled_tried or tv.is_training() or tv._model_state != "untrained" or \
+                not BUNDLED_MODEL.exists():
+            return False
+        self._bundled_tried = True
+        return self.train_view.load_model_file(BUNDLED_MODEL)
 
     def _on_model(self, model):
         self.inspect_view.set_model(model)

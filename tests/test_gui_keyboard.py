@@ -71,3 +71,13 @@ def test_first_start_shows_where_to_begin_once(win):
     assert win.show_first_start_hint()
     assert "Start here" in win.message.text()
     assert not win.show_first_start_hint()
+
+
+def test_the_cnn_tabs_open_with_the_shipped_model(win, qtbot):
+    """Issue 12: the Inspect tab was empty on first start (no trained model shipped)."""
+    assert win.inspect_view.model() is None     # start-up does not wait for it
+    win.show_view("inspect")
+    qtbot.waitUntil(lambda: win.inspect_view.model() is not None, timeout=TIMEOUT)
+    assert win.train_view._model_state == "loaded"
+    assert "99.21" in (win.BUNDLED_MODEL.parent / "README.md").read_text()
+    assert "(x − 0.1307) / 0.3081" in win.inspect_view.grid.header_text(-1)
