@@ -23,6 +23,7 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QLa
 
 from core.export import export_maps
 from core.image import ImageLoadError, load_image
+from core.matrix import MatrixError, is_matrix_path, load_matrix
 from core.fileio import atomic_write_bytes
 from core.pipeline import (ConvStage, Kernel, Pipeline, PipelineError, PipelineFileError,
                            default_pipeline, load_pipeline, pipeline_from_dict,
@@ -339,7 +340,8 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ images
     def set_image(self, image: np.ndarray, name: str):
-        """Show a new image (H, W, C float32 in [0, 1]) and recompute (one undo step)."""
+        """Show a new image (H, W, C float32: a photo in [0, 1], or a matrix of any
+        values) and recompute (one undo step)."""
         if self.image is not None and image is not self.image:
             before = (self._image_state(), self.image_name)
             after = (name if os.path.isfile(name) else image, name)
@@ -356,8 +358,8 @@ class MainWindow(QMainWindow):
         source, name = state
         if isinstance(source, str):
             try:
-                image = load_image(source)
-            except ImageLoadError as exc:
+                image = (load_matrix if is_matrix_path(source) else load_image)(source)
+            except (ImageLoadError, MatrixError) as exc:
                 self.message.show_message(f"Cannot reopen {source}: {exc}")
                 return
         else:
@@ -381,14 +383,15 @@ class MainWindow(QMainWindow):
         """Load an image file off the UI thread; errors keep the current image."""
         self._load_token += 1
         token = ("image", self._load_token, str(path))
+        loader = load_matrix if is_matrix_path(path) else load_image
         if wait:
             try:
-                self._on_background_done(token, load_image(path))
-            except ImageLoadError as exc:
+                self._on_background_done(token, loader(path))
+            except (ImageLoadError, MatrixError) as exc:
                 self._on_background_failed(token, exc)
             return
         self.statusBar().showMessage(f"Loading {path}…")
-        self._bg.start(token, load_image, str(path))
+        self._bg.start(token, loader, str(path))
 
     def _on_background_done(self, token, value):
         kind = token[0]
@@ -421,7 +424,9 @@ class MainWindow(QMainWindow):
     def open_dialog(self):
         path, _ = QFileDialog.getOpenFileName(
             self, "Open image", str(self._last_dir()),
-            "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp *.ppm *.pgm);;All files (*)")
+            "Images and matrices (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp *.ppm *.pgm "
+            "*.csv *.txt *.npy);;Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp *.ppm "
+            "*.pgm);;Matrices of numbers (*.csv *.txt *.npy);;All files (*)")
         if path:
             self.load_image_file(path)
 
@@ -470,6 +475,8 @@ class MainWindow(QMainWindow):
             name = os.path.basename(paths[0].rstrip("/")) or paths[0]
             if paths[0].lower().endswith(".json"):
                 return f"Drop to load the pipeline “{name}”"
+            if is_matrix_path(paths[0]):
+                return f"Drop to open the numbers in “{name}” as the input"
             return f"Drop to open “{name}” as the image"
         if md.hasUrls():
             return "Only local files can be dropped here"
