@@ -62,6 +62,17 @@ MAX_GEOMETRY = 4096
 #: largest map a stage may read (padded) or produce, in float32 elements (8 GiB)
 MAX_STAGE_ELEMENTS = 1 << 31
 MAX_KERNELS = 128
+
+
+def memory_budget() -> int:
+    """Bytes all the maps of one run may take together: half of this machine's memory
+    (at least 1 GiB). A pipeline of 10,000 stages on a photo filled 16.9 GB before;
+    now it stops with a message at the stage that would pass the budget."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): assume 8 GiB
+        total = 8 << 30
+    return max(1 << 30, int(total) // 2)
 _F32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -572,7 +583,8 @@ def _run_stage(i: int, st, prev: StageResult) -> StageResult:
 
 def run(image, pipeline: Pipeline, *, previous: PipelineResult | None = None,
         progress: Callable[[int, int], bool | None] | None = None,
-        on_stage: Callable[[StageResult], None] | None = None) -> PipelineResult:
+        on_stage: Callable[[StageResult], None] | None = None,
+        max_bytes: int | None = None) -> PipelineResult:
     """Run ``pipeline`` on ``image`` (H, W, C) and return every intermediate map.
 
     Parameters
@@ -586,6 +598,10 @@ def run(image, pipeline: Pipeline, *, previous: PipelineResult | None = None,
     on_stage : callable(StageResult), optional
         Called with each stage's result as soon as it is there (computed or reused),
         so that a caller can work on it while the next stage computes.
+    max_bytes : int, optional
+        Memory all maps may take together (default :func:`memory_budget`, half of
+        the machine's memory); the stage that would pass it fails with a
+        :class:`PipelineError` saying so, before it allocates.
 
     A stage that fails validation ends the run; the result keeps the stages before
     it and ``error`` holds the :class:`PipelineError`.
@@ -597,6 +613,8 @@ def run(image, pipeline: Pipeline, *, previous: PipelineResult | None = None,
     prev = inp
     reuse = same_image
     upstream = key
+    budget = memory_budget() if max_bytes is None else int(max_bytes)
+    used = inp.maps.size * 4
     for i, st in enumerate(pipeline.stages):
         if progress is not None and progress(i, len(pipeline.stages)) is False:
             return PipelineResult(inp, levels, None, image)
@@ -606,7 +624,14 @@ def run(image, pipeline: Pipeline, *, previous: PipelineResult | None = None,
         else:
             reuse = False
             try:
-                stage_output_shape(i, st, prev.shape)
+                m, h, w = stage_output_shape(i, st, prev.shape)
+                if used + m * h * w * 4 > budget:
+                    raise PipelineError(i, None, f"the maps up to this stage would take "
+                                                 f"{(used + m * h * w * 4) / 2**30:.1f} GiB, "
+                                                 f"more than the {budget / 2**30:.1f} GiB "
+                                                 f"memory budget (half of this machine's "
+                                                 f"memory): remove stages or use a smaller "
+                                                 f"input")
                 res = _run_stage(i, st, prev)
             except PipelineError as exc:
                 return PipelineResult(inp, levels, exc, image)
@@ -617,6 +642,7 @@ def run(image, pipeline: Pipeline, *, previous: PipelineResult | None = None,
                 return PipelineResult(inp, levels, exc, image)
             res.key = key
         levels.append(res)
+        used += res.maps.size * 4
         if on_stage is not None:
             on_stage(res)
         prev = res

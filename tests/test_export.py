@@ -128,3 +128,22 @@ def test_levels_past_99_are_cleaned_up_too(tmp_path):
     export_maps(run(img, Pipeline([ActivationStage("relu")])), tmp_path)
     assert not any(n.startswith("101_") or n.startswith("50_") for n in os.listdir(tmp_path))
     assert len(_files(tmp_path)) == 5  # 2 levels x (png + npy) + maps.json
+
+
+def test_export_is_refused_before_it_starts_when_the_disk_is_too_small(tmp_path, monkeypatch):
+    """Issue 13: 10,000 stages wrote 17 GB; the export now checks the free space."""
+    import shutil
+    from collections import namedtuple
+
+    from core import export as export_module
+    from core.pipeline import default_pipeline, run
+    img = np.random.default_rng(0).random((40, 50, 3)).astype(np.float32)
+    res = run(img, default_pipeline())
+    need = export_module.export_size(res)
+    assert need >= sum(l.maps.size * 4 for l in [res.input, *res.stages])
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 ** 9, 0, need - 1))
+    with pytest.raises(OSError) as err:
+        export_module.export_maps(res, tmp_path / "out")
+    assert "only" in str(err.value) and "out" in str(err.value)
+    assert not any((tmp_path / "out").iterdir())           # nothing was written

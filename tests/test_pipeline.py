@@ -889,3 +889,17 @@ def test_run_hands_each_stage_to_on_stage_as_it_is_made():
     seen.clear()
     again = run(img, pipe, previous=first, on_stage=seen.append)   # reused stages too
     assert [s.index for s in seen] == [0, 1, 2] and again.stages[0] is first.stages[0]
+
+
+def test_the_maps_of_a_run_stay_within_a_memory_budget():
+    """Issue 13: 10,000 ReLU stages on a photo reached 16.9 GB; the stage that would
+    pass the budget now fails with a message, before it allocates."""
+    from core.pipeline import ActivationStage, Pipeline, memory_budget, run
+    img = np.zeros((100, 100, 3), np.float32)            # 120 kB per level
+    pipe = Pipeline([ActivationStage("relu") for _ in range(50)])
+    res = run(img, pipe, max_bytes=1_000_000)
+    assert res.error is not None and res.error.stage == 7   # 8 levels of 120 kB fit
+    assert len(res.stages) == 7
+    assert "memory budget" in str(res.error)
+    assert run(img, pipe).error is None
+    assert memory_budget() >= 1 << 30
