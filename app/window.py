@@ -51,6 +51,14 @@ HOVER_HINT = ("Hover a map to read values; click a pixel to explain it. Wheel sc
               "Ctrl+wheel zooms, double-click fits.")
 
 
+def read_input(source):
+    """An image file (or bytes) or a matrix of numbers: (H, W, C) float32 and notes."""
+    if isinstance(source, str) and is_matrix_path(source):
+        return load_matrix(source), []
+    notes: list[str] = []
+    return load_image(source, notes=notes), notes
+
+
 class _Background(QObject):
     """Runs a function in a Python thread and reports back on the UI thread."""
 
@@ -383,15 +391,14 @@ class MainWindow(QMainWindow):
         """Load an image file off the UI thread; errors keep the current image."""
         self._load_token += 1
         token = ("image", self._load_token, str(path))
-        loader = load_matrix if is_matrix_path(path) else load_image
         if wait:
             try:
-                self._on_background_done(token, loader(path))
+                self._on_background_done(token, read_input(path))
             except (ImageLoadError, MatrixError) as exc:
                 self._on_background_failed(token, exc)
             return
         self.statusBar().showMessage(f"Loading {path}…")
-        self._bg.start(token, loader, str(path))
+        self._bg.start(token, read_input, str(path))
 
     def _on_background_done(self, token, value):
         kind = token[0]
@@ -400,7 +407,10 @@ class MainWindow(QMainWindow):
                 return  # a newer load was asked for
             self.statusBar().clearMessage()
             self.message.hide()
-            self.set_image(value, token[2])
+            image, notes = value if isinstance(value, tuple) else (value, [])
+            self.set_image(image, token[2])
+            if notes:  # something the user should know about this file
+                self.message.show_message("Note: " + "; ".join(notes) + ".", error=False)
             if not token[2].startswith("<"):
                 self._add_recent(token[2])
         elif kind == "export":
@@ -443,7 +453,7 @@ class MainWindow(QMainWindow):
             qimg.save(buf, "PNG")
             self._load_token += 1
             token = ("image", self._load_token, "<pasted image>")
-            self._bg.start(token, load_image, bytes(buf.data()))
+            self._bg.start(token, read_input, bytes(buf.data()))
             return
         paths = [u.toLocalFile() for u in md.urls() if u.isLocalFile()] if md.hasUrls() else []
         if not paths and md.hasText():

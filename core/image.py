@@ -105,6 +105,7 @@ def load_image(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     mode: Literal["auto", "rgb", "gray"] = "auto",
+    notes: list | None = None,
 ) -> np.ndarray:
     """Load an image in any format Pillow reads as a float array in [0, 1].
 
@@ -125,6 +126,10 @@ def load_image(
         ``"auto"`` keeps colour images as 3 channels and grayscale ones as 1;
         ``"rgb"`` always returns 3 channels (gray replicated); ``"gray"`` always
         returns 1 channel, colour being reduced with :func:`luma`.
+    notes : list, optional
+        Receives one sentence for each thing the user should know about this
+        load: a 16-bit colour PNG read at 8 bits per channel (Pillow decodes no
+        more), NaN or infinite values of a float image set to 0 or 1.
 
     Returns
     -------
@@ -168,10 +173,18 @@ def load_image(
             or max_pixels < 1:
         raise ValueError(f"max_pixels must be an integer of at least 1, got {max_pixels!r}")
     name, stream = _open_source(source)
+    notes = [] if notes is None else notes
     with stream:
         gray_png = _png_is_gray(stream)
+        header = _png_header(stream)
+        if header is not None and 0 in header[:2]:
+            raise ImageLoadError(name, f"the PNG is {header[0]}x{header[1]} pixels: it holds "
+                                       f"no pixels")
         frame = _decode(stream, name, max_pixels)
-    pixels = _to_float(frame)
+    if header is not None and header[2] == 16 and header[3] in (2, 6):
+        notes.append(f"{os.path.basename(name)} is a 16-bit colour PNG: it was read at 8 "
+                     f"bits per channel (Pillow decodes no more)")
+    pixels = _to_float(frame, notes)
     if gray_png and pixels.shape[2] == 3:
         # Pillow decodes 16-bit gray + alpha PNGs as RGBA: still one channel
         pixels = pixels[..., :1]
@@ -356,6 +369,17 @@ def _png_is_gray(stream: IO[bytes]) -> bool:
             and head[25] in (0, 4))
 
 
+def _png_header(stream: IO[bytes]):
+    """(width, height, bit depth, colour type) of a PNG, or None for other formats."""
+    pos = stream.tell()
+    head = stream.read(26)
+    stream.seek(pos)
+    if len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        w, h = struct.unpack(">II", head[16:24])
+        return w, h, head[24], head[25]
+    return None
+
+
 def _decode(stream: IO[bytes], name: str, max_pixels: int) -> Image.Image:
     """Decode the first frame of `stream`, upright, as an in-memory image."""
     with _PILLOW_LIMIT_LOCK, warnings.catch_warnings():
@@ -382,7 +406,7 @@ def _decode(stream: IO[bytes], name: str, max_pixels: int) -> Image.Image:
             Image.MAX_IMAGE_PIXELS = saved_limit
 
 
-def _to_float(image: Image.Image) -> np.ndarray:
+def _to_float(image: Image.Image, notes: list | None = None) -> np.ndarray:
     """Convert a decoded image to an (H, W, 1 or 3) float array in [0, 1]."""
     transparent = "transparency" in image.info
     if image.mode in _GRAY_MODES:
@@ -399,7 +423,16 @@ def _to_float(image: Image.Image) -> np.ndarray:
     if image.mode == "I":
         return _scale_int32(np.asarray(image))[..., np.newaxis]
     if image.mode == "F":
-        return _scale_float(np.asarray(image))[..., np.newaxis]
+        values = np.asarray(image)
+        bad = ~np.isfinite(values)
+        if notes is not None and bad.any():
+            nan, pos = int(np.isnan(values).sum()), int(np.isposinf(values).sum())
+            neg = int(bad.sum()) - nan - pos
+            parts = [f"{n:,} {what}" for n, what in ((nan, "NaN value(s) shown as 0"),
+                                                     (pos, "+inf value(s) shown as 1"),
+                                                     (neg, "-inf value(s) shown as 0")) if n]
+            notes.append("the image holds " + ", ".join(parts))
+        return _scale_float(values)[..., np.newaxis]
     if image.mode in _ALPHA_MODES or transparent:
         return _flatten_alpha(np.asarray(image.convert("RGBA")))
     return _scale_uint8(np.asarray(image.convert("RGB")))

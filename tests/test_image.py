@@ -626,3 +626,48 @@ def test_max_pixels_must_be_a_positive_integer(bad):
 
 def test_subnormal_ranges_keep_their_precision():
     assert to_uint8(np.array([0, 5e-324, 1e-323])).tolist() == [0, 128, 255]
+
+
+# --------------------------------------------------------- issue 13: no silent surprises
+
+
+def _png16_rgb(w: int, h: int) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    a = (np.arange(w * h * 3).reshape(h, w, 3) * 1000 % 65536).astype(">u2")
+    raw = b"".join(b"\x00" + a[r].tobytes() for r in range(h))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def test_16_bit_colour_png_is_read_with_a_note():
+    notes = []
+    img = load_image(_png16_rgb(6, 2), notes=notes)
+    assert img.shape == (2, 6, 3)
+    assert len(notes) == 1 and "16-bit colour PNG" in notes[0] and "8 bits" in notes[0]
+    assert load_image(_png16_rgb(6, 2)).shape == (2, 6, 3)        # notes are optional
+
+
+def test_float_tiff_with_nan_and_inf_says_so(tmp_path):
+    from PIL import Image
+    a = np.array([[0.25, np.nan], [np.inf, -np.inf]], np.float32)
+    path = tmp_path / "f.tif"
+    Image.fromarray(a, mode="F").save(path)
+    notes = []
+    img = load_image(str(path), notes=notes)
+    assert img[0, 1, 0] == 0 and img[1, 0, 0] == 1
+    assert notes == ["the image holds 1 NaN value(s) shown as 0, 1 +inf value(s) shown as 1, "
+                     "1 -inf value(s) shown as 0"]
+
+
+def test_zero_size_png_is_named_as_such():
+    import struct
+    import zlib
+    head = (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR"
+            + struct.pack(">IIBBBBB", 0, 0, 8, 2, 0, 0, 0))
+    head += struct.pack(">I", zlib.crc32(head[12:]))
+    with pytest.raises(ImageLoadError, match="0x0 pixels"):
+        load_image(head + b"\x00" * 12)
