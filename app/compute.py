@@ -21,11 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 from PyQt6.QtCore import QObject, QThread, QTimer, pyqtSignal, pyqtSlot
 
-from core import conv as core_conv
-from core.display import (PREVIEW_MAX_SIDE, colour_groups, compose_rgb, map_stats, preview,
+from ..core import conv as core_conv
+from ..core.display import (PREVIEW_MAX_SIDE, colour_groups, compose_rgb, map_stats, preview,
                           preview_factor)
-from core.memory import lower_thread_priority
-from core.pipeline import PipelineResult, run
+from ..core.memory import lower_thread_priority
+from ..core.pipeline import PipelineResult, run
 
 #: nice value added to the compute threads (this worker, conv2d's helper threads, the
 #: training worker): with the compiled conv loop two compute threads filled both cores

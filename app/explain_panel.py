@@ -31,7 +31,7 @@ from PyQt6.QtWidgets import (
     QSizePolicy, QToolTip, QVBoxLayout, QWidget,
 )
 
-from core.explain import Explanation, format_arithmetic, format_number
+from ..core.explain import Explanation, format_arithmetic, format_number
 
 __all__ = ["ExplainPanel", "ValueGrid", "FlowLayout", "format_number", "HINT"]
 

@@ -31,8 +31,8 @@ from PyQt6.QtGui import QBrush, QColor, QFont, QPainter, QPen
 from PyQt6.QtWidgets import (QApplication, QGraphicsItem, QGraphicsRectItem, QGridLayout,
                              QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget)
 
-from core.display import PREVIEW_MAX_SIDE, RGB_MAPPING, cell_label, compose_rgb, value_ranges
-from core.explain import project
+from ..core.display import PREVIEW_MAX_SIDE, RGB_MAPPING, cell_label, compose_rgb, value_ranges
+from ..core.explain import project
 
 COLORMAPS = {
     "auto": None,  # gray for images and non-negative maps, diverging for signed maps

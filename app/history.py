@@ -19,8 +19,8 @@ import time
 
 from PyQt6.QtGui import QUndoCommand, QUndoStack
 
-from core.changes import describe_change
-from core.pipeline import Pipeline
+from ..core.changes import describe_change
+from ..core.pipeline import Pipeline
 
 #: edits of one field closer together than this (seconds) are one undo step
 MERGE_WINDOW_S = 2.0

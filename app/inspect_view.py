@@ -39,13 +39,13 @@ from PyQt6.QtWidgets import (QGridLayout, QGroupBox, QHBoxLayout, QLabel, QMenu,
                              QSizePolicy, QSpinBox, QStackedWidget, QStyle, QVBoxLayout,
                              QWidget)
 
-from core.display import ROBUST_PERCENTILES, MapStats, map_stats
-from core.explain import explain
-from core.image import luma
-from core.nn.data import MNIST_MEAN, MNIST_STD, load_bundled_mnist
-from core.nn.losses import softmax
-from core.nn.model import Sequential, build, to_pipeline
-from core.pipeline import ConvStage, Kernel, PipelineResult, input_level, run
+from ..core.display import ROBUST_PERCENTILES, MapStats, map_stats
+from ..core.explain import explain
+from ..core.image import luma
+from ..core.nn.data import MNIST_MEAN, MNIST_STD, load_bundled_mnist
+from ..core.nn.losses import softmax
+from ..core.nn.model import Sequential, build, to_pipeline
+from ..core.pipeline import ConvStage, Kernel, PipelineResult, input_level, run
 
 from .compute import DisplayLevel, RunOutput
 from .digit_canvas import SIDE, DigitCanvas

@@ -43,7 +43,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from core.kernels import (
+from ..core.kernels import (
     PRESETS,
     KernelParseError,
     format_kernel,
@@ -51,7 +51,7 @@ from core.kernels import (
     parse_kernel,
     random_kernel,
 )
-from core.pipeline import CHANNEL_NAMES, MAX_KERNEL_SIDE, Kernel
+from ..core.pipeline import CHANNEL_NAMES, MAX_KERNEL_SIDE, Kernel
 
 __all__ = ["KernelEditor", "FieldFrame", "signals_blocked", "form_label", "STYLE_SHEET",
            "parse_number", "number_text"]

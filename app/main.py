@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     from PyQt6.QtCore import QTimer
     from PyQt6.QtWidgets import QApplication
 
-    from core.memory import reuse_large_allocations, set_blas_threads
+    from ..core.memory import reuse_large_allocations, set_blas_threads
 
     from .window import SAMPLE_IMAGE, MainWindow
 
@@ -85,7 +85,7 @@ def main(argv=None) -> int:
     # compile (or load from numba's cache) the convolution loop while the window opens
     import threading
 
-    from core import _jit
+    from ..core import _jit
     warm = threading.Thread(target=_jit.warm_up, name="convscope-jit-warm-up", daemon=True)
     warm.start()
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
@@ -101,6 +101,7 @@ def main(argv=None) -> int:
     win.resize(width, height)
     _report_warm_up(win, warm)
     restored = None
+    win.persist_session = not args.screenshot
     if args.fresh:
         MainWindow.clear_session(win.settings)
     elif not args.screenshot:

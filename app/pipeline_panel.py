@@ -29,7 +29,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from core.pipeline import (
+from ..core.pipeline import (
     CHANNEL_NAMES,
     ActivationStage,
     ConvStage,

@@ -36,9 +36,9 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from core.geometry import resolve_padding
-from core.padding import PADDING_MODES
-from core.pipeline import (
+from ..core.geometry import resolve_padding
+from ..core.padding import PADDING_MODES
+from ..core.pipeline import (
     ACTIVATIONS,
     CONV_MODES,
     MAX_KERNELS,
@@ -50,7 +50,7 @@ from core.pipeline import (
     stage_formula,
     stage_output_shape,
 )
-from core.pool import POOL_MODES
+from ..core.pool import POOL_MODES
 
 from .kernel_editor import STYLE_SHEET, FieldFrame, KernelEditor, form_label, signals_blocked
 

@@ -41,11 +41,11 @@ from PyQt6.QtWidgets import (QAbstractItemView, QAbstractScrollArea, QApplicatio
                              QProgressBar, QPushButton, QScrollArea, QSizePolicy, QSpinBox,
                              QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from core.nn.data import (Dataset, DatasetError, load_bundled_mnist, load_dataset,
+from ..core.nn.data import (Dataset, DatasetError, load_bundled_mnist, load_dataset,
                           load_idx_folder, load_image_folder)
-from core.nn.model import (ARCHITECTURES, ModelFileError, Sequential, build, layer_from_config,
+from ..core.nn.model import (ARCHITECTURES, ModelFileError, Sequential, build, layer_from_config,
                            load_model, save_model)
-from core.nn.train import CHECKPOINT, FINAL, TrainConfig
+from ..core.nn.train import CHECKPOINT, FINAL, TrainConfig
 
 from .kernel_editor import signals_blocked
 from .message_bar import MessageBar

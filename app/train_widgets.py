@@ -19,8 +19,8 @@ from PyQt6.QtWidgets import (QAbstractItemView, QAbstractScrollArea, QDialog, QD
                              QScrollArea, QSizePolicy, QTableWidget, QTableWidgetItem, QToolTip,
                              QVBoxLayout, QWidget)
 
-from core.nn.data import MNIST_MEAN, MNIST_STD
-from core.nn.model import build
+from ..core.nn.data import MNIST_MEAN, MNIST_STD
+from ..core.nn.model import build
 
 from .grid import colormap
 

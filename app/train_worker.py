@@ -27,13 +27,13 @@ from dataclasses import dataclass
 import numpy as np
 from PyQt6.QtCore import QObject, Qt, QThread, pyqtSignal, pyqtSlot
 
-from app.compute import COMPUTE_NICENESS
-from core.memory import lower_thread_priority, set_blas_threads
-from core.nn.data import Dataset
-from core.nn.layers import Conv2D
-from core.nn.losses import softmax
-from core.nn.model import Sequential
-from core.nn.train import BatchEvent, EpochEvent, TrainConfig, TrainControl, evaluate, train
+from .compute import COMPUTE_NICENESS
+from ..core.memory import lower_thread_priority, set_blas_threads
+from ..core.nn.data import Dataset
+from ..core.nn.layers import Conv2D
+from ..core.nn.losses import softmax
+from ..core.nn.model import Sequential
+from ..core.nn.train import BatchEvent, EpochEvent, TrainConfig, TrainControl, evaluate, train
 
 __all__ = ["GALLERY", "Evaluation", "evaluate_model", "first_errors", "evaluation_from_epoch",
            "first_conv", "TrainWorker", "TrainRun", "DatasetLoader"]

@@ -21,15 +21,15 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QLa
                              QScrollArea, QTabWidget, QToolBar,
                              QVBoxLayout, QWidget)
 
-from core.export import export_maps
-from core.image import ImageLoadError, load_image
-from core.matrix import MatrixError, is_matrix_path, load_matrix
-from core.fileio import atomic_write_bytes
-from core.pipeline import (ConvStage, Kernel, Pipeline, PipelineError, PipelineFileError,
+from ..core.export import export_maps
+from ..core.image import ImageLoadError, load_image
+from ..core.matrix import MatrixError, is_matrix_path, load_matrix
+from ..core.fileio import atomic_write_bytes
+from ..core.pipeline import (ConvStage, Kernel, Pipeline, PipelineError, PipelineFileError,
                            default_pipeline, load_pipeline, pipeline_from_dict,
                            save_pipeline)
-from core.explain import explain
-from core.kernels import format_kernel
+from ..core.explain import explain
+from ..core.kernels import format_kernel
 
 from .compute import PipelineRunner, RunOutput
 from .explain_panel import ExplainPanel
@@ -94,6 +94,7 @@ class MainWindow(QMainWindow):
         self.selected = None  # (level, map label, row, col) of the explained pixel
         self._exporting = False
         self._bundled_tried = False
+        self.persist_session = True   # off for screenshots: they are not the user's session
         self._load_token = 0
 
         self.runner = PipelineRunner(self)
@@ -877,7 +878,8 @@ class MainWindow(QMainWindow):
             while self._exporting and time.monotonic() < deadline:
                 QGuiApplication.processEvents()
                 time.sleep(0.02)
-        self.save_session()
+        if self.persist_session:
+            self.save_session()
         self.runner.shutdown()
         super().closeEvent(ev)
 

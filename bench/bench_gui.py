@@ -61,7 +61,7 @@ import pyqtgraph as pg  # noqa: E402
 from PyQt6.QtCore import QEventLoop, QSettings, Qt, QTimer, PYQT_VERSION_STR  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
-from core.memory import reuse_large_allocations  # noqa: E402
+from convscope.core.memory import reuse_large_allocations  # noqa: E402
 
 SIZES = {"512": (512, 512), "720p": (1280, 720), "1080p": (1920, 1080), "4k": (3840, 2160)}
 TARGET_MS = {(512, 512): 25.0, (1920, 1080): 50.0}
@@ -324,7 +324,7 @@ def main(argv=None) -> int:
     reuse_large_allocations()
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)   # as app.main does
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    from app.window import MainWindow
+    from convscope.app.window import MainWindow
 
     tmp = tempfile.TemporaryDirectory(prefix="convscope-bench-")
     settings = QSettings(os.path.join(tmp.name, "s.ini"), QSettings.Format.IniFormat)

@@ -31,10 +31,10 @@ import numpy as np  # noqa: E402
 
 from _timing import (StreamTable, fmt_ms, fmt_ratio, geomean, print_table,  # noqa: E402
                      time_interleaved)
-from core import _jit  # noqa: E402
-from core import conv as core_conv  # noqa: E402
-from core import pool as core_pool  # noqa: E402
-from core.memory import reuse_large_allocations  # noqa: E402
+from convscope.core import _jit  # noqa: E402
+from convscope.core import conv as core_conv  # noqa: E402
+from convscope.core import pool as core_pool  # noqa: E402
+from convscope.core.memory import reuse_large_allocations  # noqa: E402
 
 # Optional references: each is skipped (with a note) if it does not import.
 try:
@@ -554,7 +554,7 @@ def _find_pipeline():
     """core.pipeline's run function and default pipeline, if that module exists."""
     try:
         import importlib
-        mod = importlib.import_module("core.pipeline")
+        mod = importlib.import_module("convscope.core.pipeline")
     except ImportError:
         return None, None, "core.pipeline not found"
     fn = getattr(mod, "run", None)

@@ -43,10 +43,10 @@ for _p in (str(_ROOT), str(_HERE)):
 import numpy as np  # noqa: E402
 
 from _timing import fmt_ms, fmt_ratio, print_table, time_interleaved  # noqa: E402
-from core.memory import reuse_large_allocations  # noqa: E402
-from core.nn import ARCHITECTURES, Adam, build, softmax_cross_entropy  # noqa: E402
-from core.nn.data import DatasetError, load_bundled_mnist, load_idx_folder  # noqa: E402
-from core.nn.train import EpochEvent, TrainConfig, train  # noqa: E402
+from convscope.core.memory import reuse_large_allocations  # noqa: E402
+from convscope.core.nn import ARCHITECTURES, Adam, build, softmax_cross_entropy  # noqa: E402
+from convscope.core.nn.data import DatasetError, load_bundled_mnist, load_idx_folder  # noqa: E402
+from convscope.core.nn.train import EpochEvent, TrainConfig, train  # noqa: E402
 
 ARCH = "keras_mnist"
 BATCH = 128

@@ -237,7 +237,12 @@ def _kernel(dtype: np.dtype):
         with _compile_lock:
             fn = _kernels.get(dtype)
             if fn is None:
-                fn = numba.njit(_signature(dtype), cache=True, **_FLAGS)(_conv_rows)
+                try:
+                    fn = numba.njit(_signature(dtype), cache=True, **_FLAGS)(_conv_rows)
+                except Exception:  # noqa: BLE001 - a stale or foreign disk cache
+                    # (one written under another module name, e.g. before the package
+                    # was renamed, unpickles to ModuleNotFoundError): compile afresh
+                    fn = numba.njit(_signature(dtype), cache=False, **_FLAGS)(_conv_rows)
                 _kernels[dtype] = fn
     return fn
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from core.nn.data import load_bundled_mnist, load_dataset
-from core.nn.model import load_model
-from core.nn.train import evaluate
+from convscope.core.nn.data import load_bundled_mnist, load_dataset
+from convscope.core.nn.model import load_model
+from convscope.core.nn.train import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "assets" / "mnist-keras.npz"

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from core.changes import describe_change
-from core.pipeline import (ActivationStage, ConvStage, Kernel, Pipeline, PoolStage,
+from convscope.core.changes import describe_change
+from convscope.core.pipeline import (ActivationStage, ConvStage, Kernel, Pipeline, PoolStage,
                            default_pipeline)
 
 

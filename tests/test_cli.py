@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.cli import main
-from core.image import load_image
-from core.pipeline import (ActivationStage, ConvStage, Kernel, Pipeline, PoolStage,
+from convscope.core.cli import main
+from convscope.core.image import load_image
+from convscope.core.pipeline import (ActivationStage, ConvStage, Kernel, Pipeline, PoolStage,
                            default_pipeline, run, save_pipeline)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -174,12 +174,12 @@ def test_module_entry_point(rgb_png, tmp_path):
     out = tmp_path / "out"
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run([sys.executable, "-m", "core.cli", str(rgb_png), "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "convscope.core.cli", str(rgb_png), "--out", str(out)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "wrote 12 maps" in proc.stdout
     assert len(json.loads((out / "maps.json").read_text())["maps"]) == 12
-    proc = subprocess.run([sys.executable, "-m", "core.cli", str(tmp_path / "nope.png"),
+    proc = subprocess.run([sys.executable, "-m", "convscope.core.cli", str(tmp_path / "nope.png"),
                            "--out", str(out)], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 2

@@ -17,11 +17,11 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
 
-import core.conv as conv_module
-from core import _jit
-from core.conv import CONV_METHODS, conv2d, conv2d_backward, conv2d_naive
-from core.geometry import output_size, resolve_padding
-from core.padding import PADDING_MODES
+import convscope.core.conv as conv_module
+from convscope.core import _jit
+from convscope.core.conv import CONV_METHODS, conv2d, conv2d_backward, conv2d_naive
+from convscope.core.geometry import output_size, resolve_padding
+from convscope.core.padding import PADDING_MODES
 from gradcheck import numeric_grad
 
 # --------------------------------------------------------------------------- engines

@@ -1,4 +1,4 @@
-"""``core`` is numpy + Pillow only: importing and running it never loads a GUI toolkit.
+"""``convscope.core`` is numpy + Pillow only: importing and running it never loads a GUI toolkit.
 
 Runs in a fresh interpreter, because this test session may already have Qt loaded
 by other test modules.
@@ -19,13 +19,13 @@ FORBIDDEN = ("PyQt6", "PySide6", "pyqtgraph")
 SCRIPT = r"""
 import importlib, json, pkgutil, sys
 import numpy as np
-import core
-names = sorted(m.name for m in pkgutil.walk_packages(core.__path__, "core."))
+import convscope.core as core
+names = sorted(m.name for m in pkgutil.walk_packages(core.__path__, "convscope.core."))
 for name in names:
     importlib.import_module(name)
-from core.pipeline import default_pipeline, run
-from core.explain import explain, project
-from core.display import map_stats, value_ranges
+from convscope.core.pipeline import default_pipeline, run
+from convscope.core.explain import explain, project
+from convscope.core.display import map_stats, value_ranges
 res = run(np.random.default_rng(0).random((6, 6, 3), dtype=np.float32), default_pipeline())
 assert res.error is None and res.output.shape == (3, 3, 3), res.output.shape
 explain(res, 2, 0, 1, 1)
@@ -42,13 +42,13 @@ print(json.dumps({
 
 def test_core_never_imports_a_gui_toolkit():
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONSTARTUP",)}
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run([sys.executable, "-c", SCRIPT, ",".join(FORBIDDEN)], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
-    for expected in ("core.pipeline", "core.explain", "core.cli", "core.display",
-                     "core.export", "core.conv", "core.pool", "core.image"):
+    for expected in ("pipeline", "explain", "cli", "display", "export", "conv", "pool",
+                     "image"):
+        expected = f"convscope.core.{expected}"
         assert expected in report["modules"]
     assert report["loaded"] == [], f"core loaded GUI modules: {report['loaded']}"
     assert report["torch"] == [], "core must not need torch"

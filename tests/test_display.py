@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.display import (PREVIEW_MAX_SIDE, SCALES, MapStats, is_signed, map_stats, preview,
+from convscope.core.display import (PREVIEW_MAX_SIDE, SCALES, MapStats, is_signed, map_stats, preview,
                           preview_factor, value_ranges)
 
 
@@ -222,8 +222,8 @@ def test_clipping_never_uncentres_a_signed_map(scale):
 
 
 def test_colour_groups_follow_per_channel_stages():
-    from core.display import colour_groups
-    from core.pipeline import ActivationStage, ConvStage, Kernel, Pipeline, PoolStage, run
+    from convscope.core.display import colour_groups
+    from convscope.core.pipeline import ActivationStage, ConvStage, Kernel, Pipeline, PoolStage, run
     img = np.random.default_rng(1).random((12, 10, 3)).astype(np.float32)
     k1, k2 = Kernel(np.eye(3), name="a"), Kernel(np.ones((3, 3)), name="b")
     pipe = Pipeline([ConvStage([k1, k2], mode="per_channel", padding="same"),
@@ -241,7 +241,7 @@ def test_colour_groups_follow_per_channel_stages():
 
 
 def test_compose_rgb_clips_and_cell_labels_stay_short():
-    from core.display import cell_label, compose_rgb
+    from convscope.core.display import cell_label, compose_rgb
     r = np.array([[-1.0, 0.5]], np.float32)
     rgb = compose_rgb(r, r * 0 + 2, np.array([[np.nan, 0.25]], np.float32))
     np.testing.assert_array_equal(rgb, [[[0, 1, 0], [0.5, 1, 0.25]]])

@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.explain import explain, format_arithmetic, project, receptive_field
-from core.geometry import conv_geometry
-from core.pipeline import (ActivationStage, ConvStage, Kernel, Pipeline, PipelineError, PoolStage,
+from convscope.core.explain import explain, format_arithmetic, project, receptive_field
+from convscope.core.geometry import conv_geometry
+from convscope.core.pipeline import (ActivationStage, ConvStage, Kernel, Pipeline, PipelineError, PoolStage,
                            run, stage_output_shape)
-from core.pool import pool2d
+from convscope.core.pool import pool2d
 
 SHARPEN = np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], float)
 VECTOR1 = np.array([[105, 102, 100, 97, 96],

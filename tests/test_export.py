@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 
-import core.export as export_module
-from core.export import export_maps
-from core.pipeline import ActivationStage, ConvStage, Kernel, Pipeline, run
+import convscope.core.export as export_module
+from convscope.core.export import export_maps
+from convscope.core.pipeline import ActivationStage, ConvStage, Kernel, Pipeline, run
 
 
 def _result(scale: float, stages: int = 2):
@@ -135,8 +135,8 @@ def test_export_is_refused_before_it_starts_when_the_disk_is_too_small(tmp_path,
     import shutil
     from collections import namedtuple
 
-    from core import export as export_module
-    from core.pipeline import default_pipeline, run
+    from convscope.core import export as export_module
+    from convscope.core.pipeline import default_pipeline, run
     img = np.random.default_rng(0).random((40, 50, 3)).astype(np.float32)
     res = run(img, default_pipeline())
     need = export_module.export_size(res)

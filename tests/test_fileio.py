@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from core.fileio import atomic_write, atomic_write_bytes
+from convscope.core.fileio import atomic_write, atomic_write_bytes
 
 
 def test_replaces_the_file_and_leaves_no_temporary(tmp_path):

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.geometry import (
+from convscope.core.geometry import (
     AxisGeometry,
     conv_geometry,
     explain_output_size,

@@ -7,16 +7,16 @@ import pytest
 from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QGuiApplication
 
-from app.kernel_editor import KernelEditor
-from app.pipeline_panel import PipelinePanel
-from app.stage_editors import (
+from convscope.app.kernel_editor import KernelEditor
+from convscope.app.pipeline_panel import PipelinePanel
+from convscope.app.stage_editors import (
     EDITORS,
     ActivationEditor,
     ConvStageEditor,
     PoolEditor,
 )
-from core.kernels import PRESETS, preset, random_kernel
-from core.pipeline import (
+from convscope.core.kernels import PRESETS, preset, random_kernel
+from convscope.core.pipeline import (
     ActivationStage,
     ConvStage,
     Kernel,
@@ -238,7 +238,7 @@ def test_paste_text_through_parser(qtbot, make):
 
 
 def test_paste_button_opens_dialog(qtbot, make, monkeypatch):
-    from app import kernel_editor as module
+    from convscope.app import kernel_editor as module
     ed = make(KernelEditor)
     seen = {}
 

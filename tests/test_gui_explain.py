@@ -5,9 +5,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from app.explain_panel import HINT, ExplainPanel, ValueGrid, format_number
-from core.explain import explain
-from core.pipeline import ActivationStage, ConvStage, Kernel, Pipeline, PoolStage, run
+from convscope.app.explain_panel import HINT, ExplainPanel, ValueGrid, format_number
+from convscope.core.explain import explain
+from convscope.core.pipeline import ActivationStage, ConvStage, Kernel, Pipeline, PoolStage, run
 
 # REFERENCE.md, test vector 1
 IMAGE = np.array([[105, 102, 100, 97, 96],

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from PyQt6.QtCore import QPoint, QPointF, Qt
 
-from app.digit_canvas import SIDE, DigitCanvas, brush_profile, stroke_layer
-from app.inspect_view import (NO_MODEL_HINT, InspectView, _TestSet, filter_labels, level_stats,
+from convscope.app.digit_canvas import SIDE, DigitCanvas, brush_profile, stroke_layer
+from convscope.app.inspect_view import (NO_MODEL_HINT, InspectView, _TestSet, filter_labels, level_stats,
                               normalise, photo_to_mnist)
-from core.display import map_stats
-from core.nn.data import MNIST_MEAN, MNIST_STD, load_bundled_mnist
-from core.nn.model import ARCHITECTURES, Sequential, build, to_pipeline
-from core.nn.train import TrainConfig, train
-from core.pipeline import run
+from convscope.core.display import map_stats
+from convscope.core.nn.data import MNIST_MEAN, MNIST_STD, load_bundled_mnist
+from convscope.core.nn.model import ARCHITECTURES, Sequential, build, to_pipeline
+from convscope.core.nn.train import TrainConfig, train
+from convscope.core.pipeline import run
 
 LEFT = Qt.MouseButton.LeftButton
 RIGHT = Qt.MouseButton.RightButton

@@ -8,7 +8,7 @@ import pytest
 from PyQt6.QtCore import QSettings, Qt
 from PyQt6.QtTest import QTest
 
-from app.window import SAMPLE_IMAGE, MainWindow
+from convscope.app.window import SAMPLE_IMAGE, MainWindow
 
 TIMEOUT = 20_000
 

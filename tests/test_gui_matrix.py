@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PyQt6.QtCore import QSettings
 
-from app.window import MainWindow
-from core.pipeline import ConvStage, Kernel, Pipeline
+from convscope.app.window import MainWindow
+from convscope.core.pipeline import ConvStage, Kernel, Pipeline
 
 TIMEOUT = 20_000
 IMAGE = [[105, 102, 100, 97, 96], [103, 99, 103, 101, 102], [101, 98, 104, 102, 100],

@@ -12,11 +12,11 @@ import pytest
 from PyQt6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PyQt6.QtGui import QDragEnterEvent, QDropEvent
 
-from app.train_view import ArchitectureDialog, TrainView, layer_label
-from app.train_worker import evaluate_model
-from core.nn import ARCHITECTURES, build, save_model
-from core.nn.data import load_bundled_mnist
-from core.nn.train import BatchEvent, EpochEvent
+from convscope.app.train_view import ArchitectureDialog, TrainView, layer_label
+from convscope.app.train_worker import evaluate_model
+from convscope.core.nn import ARCHITECTURES, build, save_model
+from convscope.core.nn.data import load_bundled_mnist
+from convscope.core.nn.train import BatchEvent, EpochEvent
 
 LEFT = Qt.MouseButton.LeftButton
 TIMEOUT = 30_000  # ms; generous, the machine may be busy

@@ -11,8 +11,8 @@ from PIL import Image
 from PyQt6.QtCore import QSettings
 from PyQt6.QtWidgets import QApplication
 
-from app.window import SAMPLE_IMAGE, MainWindow
-from core.pipeline import ActivationStage, ConvStage, Kernel, Pipeline, save_pipeline
+from convscope.app.window import SAMPLE_IMAGE, MainWindow
+from convscope.core.pipeline import ActivationStage, ConvStage, Kernel, Pipeline, save_pipeline
 
 TIMEOUT = 20_000
 
@@ -165,7 +165,7 @@ def test_session_comes_back_and_fresh_or_damaged_stores_are_safe(qtbot, settings
 
 
 def test_help_menu_guide_shortcuts_and_about(win, qtbot):
-    from app.help import shortcut_rows
+    from convscope.app.help import shortcut_rows
     dlg = win.help_menu.show_about()
     text = dlg.browser.toPlainText()
     import numpy

@@ -17,9 +17,9 @@ from PyQt6.QtGui import QWheelEvent
 from PyQt6.QtTest import QTest
 from PyQt6.QtWidgets import QApplication
 
-from app.grid import MAX_CELL_PX, VALUES_FROM_PX
-from app.window import SAMPLE_IMAGE, MainWindow
-from core.pipeline import ActivationStage, ConvStage, Kernel, Pipeline, save_pipeline
+from convscope.app.grid import MAX_CELL_PX, VALUES_FROM_PX
+from convscope.app.window import SAMPLE_IMAGE, MainWindow
+from convscope.core.pipeline import ActivationStage, ConvStage, Kernel, Pipeline, save_pipeline
 
 TIMEOUT = 20_000
 pg.setConfigOptions(imageAxisOrder="row-major")

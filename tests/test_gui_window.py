@@ -24,12 +24,12 @@ from PyQt6.QtGui import QColor, QDragEnterEvent, QDropEvent, QGuiApplication, QI
 from PyQt6.QtTest import QTest
 from PyQt6.QtWidgets import QApplication
 
-from app.explain_panel import format_number
-from app.window import SAMPLE_IMAGE, MainWindow
-from core.conv import conv2d
-from core.image import load_image
-from core.kernels import PRESETS
-from core.pipeline import ConvStage, Kernel, Pipeline, PoolStage, save_pipeline
+from convscope.app.explain_panel import format_number
+from convscope.app.window import SAMPLE_IMAGE, MainWindow
+from convscope.core.conv import conv2d
+from convscope.core.image import load_image
+from convscope.core.kernels import PRESETS
+from convscope.core.pipeline import ConvStage, Kernel, Pipeline, PoolStage, save_pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 20_000          # ms; generous: the CI machine has 2 cores
@@ -589,7 +589,7 @@ def test_send_kernel_adds_a_stage_and_leaves_the_others_alone(sample, qtbot):
 def _run_app(args, tmp_path, timeout=120):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen",
                XDG_CONFIG_HOME=str(tmp_path / "config"))   # keep the user's settings clean
-    return subprocess.run([sys.executable, "-m", "app", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "convscope.app", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -714,7 +714,7 @@ def test_status_bar_says_when_the_first_compile_is_slow(win, qtbot):
     nothing."""
     import threading
 
-    from app.main import _report_warm_up
+    from convscope.app.main import _report_warm_up
     release = threading.Event()
     slow = threading.Thread(target=release.wait, args=(10,), daemon=True)
     slow.start()

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.image import (
+from convscope.core.image import (
     DEFAULT_MAX_PIXELS,
     ImageLoadError,
     load_image,

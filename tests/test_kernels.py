@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import ndimage
 
-from core.kernels import (
+from convscope.core.kernels import (
     PRESETS,
     KernelParseError,
     Preset,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from core.matrix import MatrixError, load_matrix, parse_matrix
+from convscope.core.matrix import MatrixError, load_matrix, parse_matrix
 
 REFERENCE_5X5 = [[105, 102, 100, 97, 96], [103, 99, 103, 101, 102],
                  [101, 98, 104, 102, 100], [99, 101, 106, 104, 99],

@@ -9,8 +9,8 @@ import threading
 import numpy as np
 import pytest
 
-import core.conv as conv_module
-from core.memory import lower_thread_priority
+import convscope.core.conv as conv_module
+from convscope.core.memory import lower_thread_priority
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice")
 

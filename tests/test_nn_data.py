@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import core.nn.data as D
-from core.nn.data import (MNIST_MEAN, MNIST_STD, DatasetError, download_mnist,
+import convscope.core.nn.data as D
+from convscope.core.nn.data import (MNIST_MEAN, MNIST_STD, DatasetError, download_mnist,
                           load_bundled_mnist, load_dataset, load_idx_folder, load_image_folder,
                           read_idx)
 

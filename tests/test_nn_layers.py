@@ -19,13 +19,13 @@ import zlib
 import numpy as np
 import pytest
 
-from core.conv import conv2d_naive
-from core.geometry import conv_geometry, pool_geometry
-from core.nn import (ARCHITECTURES, SGD, Activation, Adam, AvgPool2D, BatchNorm2D, Conv2D, Dense,
+from convscope.core.conv import conv2d_naive
+from convscope.core.geometry import conv_geometry, pool_geometry
+from convscope.core.nn import (ARCHITECTURES, SGD, Activation, Adam, AvgPool2D, BatchNorm2D, Conv2D, Dense,
                      Dropout, Flatten, Layer, MaxPool2D, build,
                      softmax_cross_entropy)
-from core.pipeline import ACTIVATIONS
-from core.pool import pool2d_naive
+from convscope.core.pipeline import ACTIVATIONS
+from convscope.core.pool import pool2d_naive
 from gradcheck import numeric_grad
 
 

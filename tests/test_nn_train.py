@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.nn import ARCHITECTURES, Adam, build, load_model, save_model, softmax_cross_entropy
-from core.nn.cli import main as cli_main
-from core.nn.data import Dataset, load_bundled_mnist
-from core.nn.model import ARCH_KEY, ModelFileError
-from core.nn.train import (CHECKPOINT, FINAL, BatchEvent, EpochEvent, TrainConfig, TrainControl,
+from convscope.core.nn import ARCHITECTURES, Adam, build, load_model, save_model, softmax_cross_entropy
+from convscope.core.nn.cli import main as cli_main
+from convscope.core.nn.data import Dataset, load_bundled_mnist
+from convscope.core.nn.model import ARCH_KEY, ModelFileError
+from convscope.core.nn.train import (CHECKPOINT, FINAL, BatchEvent, EpochEvent, TrainConfig, TrainControl,
                            confusion_matrix, evaluate, train)
 
 # --------------------------------------------------------------------------- helpers
@@ -535,7 +535,7 @@ def test_cli_report_follows_sys_stdout(tmp_path):
 def test_cli_trains_saves_evaluates_and_resumes(tmp_path, capsys, monkeypatch):
     import sys
 
-    import core.nn.cli as cli
+    import convscope.core.nn.cli as cli
     # work around the import-time stream binding (see test_cli_report_follows_sys_stdout)
     monkeypatch.setattr(cli.print_report, "__defaults__", (sys.stdout,))
     out = str(tmp_path)
@@ -643,7 +643,7 @@ def test_cli_output_into_a_closed_pipe_is_no_traceback(tmp_path):
     import subprocess
     import sys
     proc = subprocess.run(
-        f"{sys.executable} -m core.nn.cli --arch tiny --epochs 1 --limit 256 "
+        f"{sys.executable} -m convscope.core.nn.cli --arch tiny --epochs 1 --limit 256 "
         f"--out {tmp_path} | head -1", shell=True, capture_output=True, text=True,
         timeout=300, cwd=str(Path(__file__).resolve().parent.parent))
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr

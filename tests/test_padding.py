@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.padding import PADDING_MODES, pad2d, pad2d_adjoint, padding_index, source_index
+from convscope.core.padding import PADDING_MODES, pad2d, pad2d_adjoint, padding_index, source_index
 
 # --------------------------------------------------------------------------- helpers
 

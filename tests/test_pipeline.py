@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-import core.pipeline as pl
-from core.pipeline import (VERSION, ActivationStage, ConvStage, Kernel, Pipeline, PipelineError,
+import convscope.core.pipeline as pl
+from convscope.core.pipeline import (VERSION, ActivationStage, ConvStage, Kernel, Pipeline, PipelineError,
                            PipelineFileError, PoolStage, activate, atomic_write_bytes,
                            default_pipeline, load_pipeline, pipeline_from_dict, run,
                            save_pipeline)
-from core.pool import pool2d
+from convscope.core.pool import pool2d
 
 RTOL = 1e-5
 ATOL = 1e-5
@@ -878,7 +878,7 @@ def test_what_load_refuses_save_and_run_refuse_too(tmp_path, spoil, field):
 
 def test_run_hands_each_stage_to_on_stage_as_it_is_made():
     """The GUI prepares a stage's previews while the next one computes."""
-    from core.pipeline import ActivationStage, ConvStage, Kernel, Pipeline, PoolStage, run
+    from convscope.core.pipeline import ActivationStage, ConvStage, Kernel, Pipeline, PoolStage, run
     img = np.random.default_rng(0).random((10, 12, 3)).astype(np.float32)
     pipe = Pipeline([ConvStage([Kernel(np.ones((3, 3)), name="box")]), ActivationStage("relu"),
                      PoolStage()])
@@ -894,7 +894,7 @@ def test_run_hands_each_stage_to_on_stage_as_it_is_made():
 def test_the_maps_of_a_run_stay_within_a_memory_budget():
     """Issue 13: 10,000 ReLU stages on a photo reached 16.9 GB; the stage that would
     pass the budget now fails with a message, before it allocates."""
-    from core.pipeline import ActivationStage, Pipeline, memory_budget, run
+    from convscope.core.pipeline import ActivationStage, Pipeline, memory_budget, run
     img = np.zeros((100, 100, 3), np.float32)            # 120 kB per level
     pipe = Pipeline([ActivationStage("relu") for _ in range(50)])
     res = run(img, pipe, max_bytes=1_000_000)

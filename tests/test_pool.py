@@ -12,7 +12,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from core.pool import POOL_MODES, pool2d, pool2d_backward, pool2d_naive
+from convscope.core.pool import POOL_MODES, pool2d, pool2d_backward, pool2d_naive
 from gradcheck import numeric_grad
 
 # --------------------------------------------------------------------------- helpers
@@ -592,7 +592,7 @@ def test_boolean_options_must_be_booleans(flag, bad):
 
 
 def test_naive_backward_and_geometry_refuse_string_flags_too():
-    from core.geometry import pool_geometry
+    from convscope.core.geometry import pool_geometry
     x = np.arange(25, dtype=np.float32).reshape(1, 5, 5)
     with pytest.raises(TypeError, match="ceil_mode"):
         pool2d_naive(x, 2, ceil_mode="False")

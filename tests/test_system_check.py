@@ -1,6 +1,6 @@
 """The start-up check for the system libraries of Qt's X11 plugin (no Qt involved)."""
 
-from app.system_check import APT_LINE, XCB_LIBRARIES, missing_packages, report, uses_xcb
+from convscope.app.system_check import APT_LINE, XCB_LIBRARIES, missing_packages, report, uses_xcb
 
 
 def test_missing_libraries_are_all_named_with_one_apt_line():
