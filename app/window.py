@@ -35,6 +35,7 @@ from .compute import PipelineRunner, RunOutput
 from .explain_panel import ExplainPanel
 from .help import HelpMenu
 from .history import History
+from .step_view import StepView
 from .grid import COLORMAPS, STALE_AFTER_MS, FeatureGrid, size_text
 from .message_bar import MessageBar
 from .inspect_view import InspectView
@@ -154,11 +155,24 @@ class MainWindow(QMainWindow):
         edock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable |
                           QDockWidget.DockWidgetFeature.DockWidgetClosable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, edock)
-        self.pipeline_dock, self.explain_dock = dock, edock
-        self._docks = [dock, edock]
+        self.step_view = StepView()
+        sdock = QDockWidget("Step through a stage", self)
+        sdock.setObjectName("step-dock")
+        sdock.setWidget(self.step_view)
+        sdock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable |
+                          QDockWidget.DockWidgetFeature.DockWidgetClosable |
+                          QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, sdock)
+        sdock.hide()
+        self.step_view.stepChanged.connect(self._on_step)
+        self.step_view.saved.connect(
+            lambda p: self.message.show_message(f"Saved the animation to {p}", error=False))
+        self.step_view.failed.connect(self.message.show_message)
+        self.pipeline_dock, self.explain_dock, self.step_dock = dock, edock, sdock
+        self._docks = [dock, edock, sdock]
         # the explanation takes no room until a pixel is clicked
         edock.hide()
-        self._dock_visible = {dock: True, edock: False}  # per the user, on the image tab
+        self._dock_visible = {dock: True, edock: False, sdock: False}  # on the image tab
         for d in self._docks:
             d.visibilityChanged.connect(lambda vis, d=d: self._remember_dock(d, vis))
         self.resizeDocks([dock], [320], Qt.Orientation.Horizontal)
@@ -236,7 +250,8 @@ class MainWindow(QMainWindow):
         for a in (self.act_fit, self.act_zoom_in, self.act_zoom_out):
             vm.addAction(a)
         vm.addSeparator()
-        for d, key in ((self.pipeline_dock, "Ctrl+1"), (self.explain_dock, "Ctrl+2")):
+        for d, key in ((self.pipeline_dock, "Ctrl+1"), (self.explain_dock, "Ctrl+2"),
+                       (self.step_dock, "Ctrl+3")):
             toggle = d.toggleViewAction()
             toggle.setShortcut(QKeySequence(key))
             vm.addAction(toggle)
@@ -260,6 +275,12 @@ class MainWindow(QMainWindow):
                                   ("S&top training", tv.stop_button, "Ctrl+Shift+X")):
             tm.addAction(self._action(text, lambda _=False, b=button: self._train_button(b),
                                       key))
+        xm = mb.addMenu("E&xamples")
+        from ..core.examples import examples
+        for ex in examples():
+            act = xm.addAction(ex.title)
+            act.setStatusTip(ex.description)
+            act.triggered.connect(lambda _=False, k=ex.key: self.open_example(k))
         self.help_menu = HelpMenu(self, mb.addMenu("&Help"))
         self._update_recent_menu()
 
@@ -688,6 +709,16 @@ class MainWindow(QMainWindow):
             else:
                 self._on_selection_cleared()
                 self.grid.clear_selection()
+        stage = getattr(self, "_example_stage", None)
+        if stage is not None and stage < len(res.stages):
+            self._example_stage = None
+            self.step_through(stage, 0)
+        elif self.step_dock.isVisible() and self.step_view.result is not None and \
+                self.step_view.result is not res:
+            sv = self.step_view  # follow edits: same stage and cell on the new result
+            if sv.level < len(res.stages) and sv.map_index < res.stages[sv.level].maps.shape[0]:
+                cell = min(sv.cell_of(sv.index), res.stages[sv.level].maps[0].size - 1)
+                sv.set_target(res, sv.level, sv.map_index, cell=cell)
         self.resultShown.emit(out)
 
     def display_settings(self) -> dict:
@@ -743,6 +774,35 @@ class MainWindow(QMainWindow):
             self.explain_dock.show()
             self.resizeDocks([self.explain_dock], [340], Qt.Orientation.Horizontal)
 
+    def _on_step(self, level, m, row, col):
+        """The step-through moved: mark its cell and window on the maps."""
+        if self.output is not None and self.output.result is self.step_view.result:
+            self.grid.select(level, m, row, col)
+
+    def step_through(self, level: int, m: int, row: int = 0, col: int = 0) -> bool:
+        """Open the step-through on cell (row, col) of map ``m`` of stage ``level``."""
+        if self.output is None:
+            return False
+        self.step_dock.show()
+        ok = self.step_view.set_target(self.output.result, level, m)
+        if ok:
+            self.step_view.jump_to(level, m, row, col)
+        return ok
+
+    def open_example(self, key: str) -> None:
+        """A worked example: its input, its pipeline (one undo step), what to look at,
+        and the step-through on its stage."""
+        from ..core.examples import example, load_input
+        ex = example(key)
+        if ex.matrix is not None:
+            self.set_image(load_input(ex), f"example: {ex.title}")
+        else:
+            self.load_image_file(str(ASSETS / ex.photo), wait=True)
+        self.set_pipeline(ex.pipeline.copy(), f"open example '{ex.title}'")
+        self.message.show_message(f"{ex.title}: {ex.description}", error=False)
+        self.step_view.predict.setChecked(ex.predict)
+        self._example_stage = ex.stage
+
     def _on_selection_cleared(self):
         self.selected = None
         self.explain_panel.clear()
@@ -757,6 +817,14 @@ class MainWindow(QMainWindow):
             return
         inputs = res.level(level - 1).labels if level >= 0 else None
         self.explain_panel.show_explanation(ex, input_labels=inputs)
+        if self.step_dock.isVisible() and level >= 0 and \
+                (self.step_view.result is not res or
+                 (level, m) != (self.step_view.level, self.step_view.map_index) or
+                 (row, col) != (self.step_view.current_step().row,
+                                self.step_view.current_step().col)):
+            if self.step_view.result is not res:
+                self.step_view.set_target(res, level, m)
+            self.step_view.jump_to(level, m, row, col)
 
     # ------------------------------------------------------------------ export
     def export_maps_to(self, folder: str, bits: int = 8):

@@ -245,7 +245,8 @@ def window_view(res: PipelineResult, step: Step, max_cells: int):
 
 def render_step(res: PipelineResult, step: Step, size: tuple[int, int] = (960, 540),
                 *, hide_values: bool = False) -> Image.Image:
-    """One frame: input window, kernel, products, the sum so far, the output map."""
+    """One frame: input window, kernel, products, the sum so far, the output map.
+    ``hide_values``: "predict, then reveal": the cell's value is shown as "?"."""
     W, H = size
     img = Image.new("RGB", (W, H), _BG)
     d = ImageDraw.Draw(img)
@@ -299,6 +300,8 @@ def render_step(res: PipelineResult, step: Step, size: tuple[int, int] = (960, 5
         sum_text = f"sum so far = {format_number(step.running)}" if not step.done else \
             f"sum {format_number(ex.total)} + bias {format_number(ex.bias)} = " \
             f"{format_number(ex.recomputed)}"
+        if hide_values and step.done:
+            sum_text = f"sum {format_number(ex.total)} + bias {format_number(ex.bias)} = ?"
         if step.partials and step.done:
             sum_text = ("per channel: " + ", ".join(format_number(p) for p in step.partials)
                         + f"  →  {sum_text}")
@@ -310,12 +313,13 @@ def render_step(res: PipelineResult, step: Step, size: tuple[int, int] = (960, 5
                 "avg": f"the mean: sum / {ex.divisor}", "l2": "the root of the sum of squares"}
         d.text((x_mid, top), f"{mode} pooling:", fill=_INK, font=text_f)
         d.text((x_mid, top + unit * 1.6), what.get(mode, mode), fill=_INK, font=text_f)
-        if ex.winner is not None:
+        if ex.winner is not None and not hide_values:
             d.text((x_mid, top + unit * 3.2), f"winner at row {ex.winner[0]}, col "
                                               f"{ex.winner[1]}", fill=_MUTED, font=text_f)
-        d.text((x_mid, top + unit * 4.8), f"= {format_number(ex.recomputed)}", fill=_INK,
+        d.text((x_mid, top + unit * 4.8),
+               "= ?" if hide_values else f"= {format_number(ex.recomputed)}", fill=_INK,
                font=title_f)
-        if ex.winner is not None:  # mark the winner in the input window
+        if ex.winner is not None and not hide_values:  # mark the winner in the window
             wr, wc = ex.winner
             r0_in, c0_in = _crop_origin
             gi, gj = wr + _pads[0] - r0_in, wc + _pads[1] - c0_in
@@ -332,7 +336,7 @@ def render_step(res: PipelineResult, step: Step, size: tuple[int, int] = (960, 5
     idx = (np.arange(r0, r0 + o_rows)[:, None] * ow + np.arange(c0, c0 + o_cols)[None, :])
     later = idx > step.cell if step.done else idx >= step.cell
     if hide_values:
-        later |= idx != step.cell
+        later |= idx == step.cell
     out[later] = np.nan
     full = lvl.maps[step.map_index]
     olo, ohi = float(np.nanmin(full)), float(np.nanmax(full))
@@ -341,8 +345,14 @@ def render_step(res: PipelineResult, step: Step, size: tuple[int, int] = (960, 5
     d.text((x_out, top - unit * 1.4), f"output ({oh}x{ow})", fill=_INK, font=text_f)
     _draw_grid(d, x_out, top, oc, out, lo=olo, hi=ohi, font=of,
                highlight={(step.row - r0, step.col - c0)})
+    if hide_values:
+        qx, qy = x_out + (step.col - c0 + 0.5) * oc, top + (step.row - r0 + 0.5) * oc
+        d.text((qx, qy), "?", fill=_WINDOW, font=_font(min(unit * 1.5, oc * 0.6)),
+               anchor="mm")
     # ---- the arithmetic (bottom)
     text = ex.text if step.done else _partial_text(ex, step)
+    if hide_values and step.done:
+        text = text.rpartition(" = ")[0] + " = ?" if " = " in text else "?"
     max_w = W - 2 * unit
     if _text_w(d, text, text_f) > max_w:  # keep the result: cut the middle terms
         head, _, result = text.rpartition(" = ")

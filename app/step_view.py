@@ -1,0 +1,279 @@
+"""Step through a stage: the sliding window, the products, the running sum, played.
+
+Shows the frames :func:`core.animate.render_step` draws, for one map of one
+convolution or pooling stage: play/pause, step back and forward, a scrubber over all
+steps, the speed, per cell or per product, and "predict, then reveal" (the value of
+each cell stays hidden until Reveal). A click on a map cell of that stage jumps
+there (the window calls :meth:`StepView.jump_to`). "Save animation…" writes the
+steps as an animated GIF or APNG for slides.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from PyQt6.QtCore import Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QImage, QPixmap
+from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel,
+                             QPushButton, QSizePolicy, QSlider, QSpinBox, QStyle,
+                             QVBoxLayout, QWidget)
+
+from ..core.animate import (AnimationError, count_steps, render_step, save_animation,
+                            steps)
+
+#: the animation file's frame size and the most cells it holds by default
+FILE_SIZE = (960, 540)
+FILE_MAX_CELLS = 200
+
+
+def to_qimage(img) -> QImage:
+    data = img.convert("RGB").tobytes()
+    q = QImage(data, img.width, img.height, 3 * img.width, QImage.Format.Format_RGB888)
+    return q.copy()  # own the pixels (data goes away)
+
+
+class StepView(QWidget):
+    """The step-through of one stage's map."""
+
+    stepChanged = pyqtSignal(int, int, int, int)   # level, map, row, col of the cell
+    saved = pyqtSignal(str)
+    failed = pyqtSignal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.result = None
+        self.level = 0
+        self.map_index = 0
+        self.index = 0
+        self.count = 0
+        self.revealed = True
+        self._steps_per_cell = 1
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        self.title = QLabel("Click a pixel of a convolution or pooling map, then press "
+                            "Play to watch it being computed.")
+        self.title.setWordWrap(True)
+        lay.addWidget(self.title)
+        self.canvas = QLabel()
+        self.canvas.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.canvas.setMinimumSize(320, 180)
+        self.canvas.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        lay.addWidget(self.canvas, 1)
+        row = QHBoxLayout()
+        st = self.style()
+        self.back_button = QPushButton(st.standardIcon(QStyle.StandardPixmap.SP_MediaSeekBackward),
+                                       "")
+        self.back_button.setToolTip("Step back (Left)")
+        self.play_button = QPushButton(st.standardIcon(QStyle.StandardPixmap.SP_MediaPlay), "Play")
+        self.play_button.setCheckable(True)
+        self.play_button.setToolTip("Play / pause (Space)")
+        self.next_button = QPushButton(st.standardIcon(QStyle.StandardPixmap.SP_MediaSeekForward),
+                                       "")
+        self.next_button.setToolTip("Step forward (Right)")
+        self.scrubber = QSlider(Qt.Orientation.Horizontal)
+        self.scrubber.setToolTip("Every step of this map, in order")
+        self.speed = QSpinBox()
+        self.speed.setRange(1, 60)
+        self.speed.setValue(4)
+        self.speed.setSuffix(" steps/s")
+        self.granularity = QComboBox()
+        self.granularity.addItems(["per cell", "per product"])
+        self.granularity.setToolTip("One step per output cell, or one per product (the sum "
+                                    "builds up)")
+        self.predict = QCheckBox("Predict, then reveal")
+        self.predict.setToolTip("Hide each cell's value until you press Reveal")
+        self.reveal_button = QPushButton("Reveal")
+        self.reveal_button.setEnabled(False)
+        self.save_button = QPushButton("Save animation…")
+        self.save_button.setToolTip("The steps as an animated GIF or APNG, for slides")
+        for w in (self.back_button, self.play_button, self.next_button):
+            row.addWidget(w)
+        row.addWidget(self.scrubber, 1)
+        for w in (self.speed, self.granularity, self.predict, self.reveal_button,
+                  self.save_button):
+            row.addWidget(w)
+        lay.addLayout(row)
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self._tick)
+        self.back_button.clicked.connect(lambda: self.go(self.index - 1))
+        self.next_button.clicked.connect(lambda: self.go(self.index + 1))
+        self.play_button.toggled.connect(self.play)
+        self.scrubber.valueChanged.connect(self.go)
+        self.speed.valueChanged.connect(self._set_speed)
+        self.granularity.currentIndexChanged.connect(lambda _: self._retarget())
+        self.predict.toggled.connect(self._on_predict)
+        self.reveal_button.clicked.connect(self.reveal)
+        self.save_button.clicked.connect(self.save_dialog)
+        self._set_speed(self.speed.value())
+        self._enable(False)
+        self._save_thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ target
+    def _enable(self, on: bool):
+        for w in (self.back_button, self.play_button, self.next_button, self.scrubber,
+                  self.save_button):
+            w.setEnabled(on)
+
+    def set_target(self, result, level: int, map_index: int, cell: int = 0) -> bool:
+        """Step through map ``map_index`` of stage ``level`` of ``result`` (False and a
+        message when that stage does not slide a window)."""
+        try:
+            count_steps(result, level, map_index)
+        except AnimationError as exc:
+            self.title.setText(f"{exc}. Click a pixel of a convolution or pooling map.")
+            self.result = None
+            self._enable(False)
+            self.play(False)
+            return False
+        self.result, self.level, self.map_index = result, level, map_index
+        self._retarget(cell)
+        return True
+
+    def _retarget(self, cell: int | None = None):
+        if self.result is None:
+            return
+        if cell is None:
+            cell = self.cell_of(self.index)
+        gran = "tap" if self.granularity.currentIndex() == 1 else "cell"
+        self.count = count_steps(self.result, self.level, self.map_index, granularity=gran)
+        cells = count_steps(self.result, self.level, self.map_index)
+        self._steps_per_cell = self.count // max(cells, 1)
+        lvl = self.result.stages[self.level]
+        self.title.setText(f"Stage {self.level + 1} · {lvl.stage.describe()} · "
+                           f"{lvl.labels[self.map_index]}: {cells} output cells")
+        self.scrubber.blockSignals(True)
+        self.scrubber.setRange(0, max(0, self.count - 1))
+        self.scrubber.blockSignals(False)
+        self._enable(True)
+        self.go(cell * self._steps_per_cell + self._steps_per_cell - 1, force=True)
+
+    def cell_of(self, index: int) -> int:
+        return index // max(self._steps_per_cell, 1)
+
+    def jump_to(self, level: int, map_index: int, row: int, col: int) -> bool:
+        """Show cell (row, col) of the map (a click on the grid)."""
+        if self.result is None or level != self.level or map_index != self.map_index:
+            return self.set_target(self.result, level, map_index,
+                                   self._cell(level, row, col)) if self.result else False
+        self.go(self._cell(level, row, col) * self._steps_per_cell +
+                self._steps_per_cell - 1)
+        return True
+
+    def _cell(self, level, row, col) -> int:
+        return row * self.result.stages[level].maps.shape[2] + col
+
+    # ------------------------------------------------------------------ playback
+    def current_step(self):
+        gran = "tap" if self._steps_per_cell > 1 else "cell"
+        cell = self.cell_of(self.index)
+        cell_steps = list(steps(self.result, self.level, self.map_index, granularity=gran,
+                                start=cell, cells=1))
+        return cell_steps[self.index % self._steps_per_cell]
+
+    def go(self, index: int, force: bool = False):
+        if self.result is None or self.count == 0:
+            return
+        index = max(0, min(self.count - 1, int(index)))
+        if index == self.index and not force and self.canvas.pixmap() is not None \
+                and not self.canvas.pixmap().isNull():
+            return
+        new_cell = self.cell_of(index) != self.cell_of(self.index)
+        self.index = index
+        if new_cell and self.predict.isChecked():
+            self.revealed = False
+        self.scrubber.blockSignals(True)
+        self.scrubber.setValue(index)
+        self.scrubber.blockSignals(False)
+        self._draw()
+
+    def _draw(self):
+        step = self.current_step()
+        size = (max(320, self.canvas.width()), max(180, self.canvas.height()))
+        hide = self.predict.isChecked() and not self.revealed
+        frame = render_step(self.result, step, size, hide_values=hide)
+        self.canvas.setPixmap(QPixmap.fromImage(to_qimage(frame)))
+        self.reveal_button.setEnabled(hide)
+        self.stepChanged.emit(self.level, self.map_index, step.row, step.col)
+
+    def resizeEvent(self, ev):  # noqa: N802 (Qt API)
+        super().resizeEvent(ev)
+        if self.result is not None:
+            self._draw()
+
+    def play(self, on: bool):
+        if self.play_button.isChecked() != on:
+            self.play_button.setChecked(on)
+            return
+        self.play_button.setText("Pause" if on else "Play")
+        if on and self.result is not None:
+            if self.index >= self.count - 1:
+                self.go(0)
+            self.timer.start()
+        else:
+            self.timer.stop()
+
+    def _tick(self):
+        if self.predict.isChecked() and not self.revealed:
+            return  # waiting for the prediction to be revealed
+        if self.index >= self.count - 1:
+            self.play(False)
+            return
+        self.go(self.index + 1)
+
+    def _set_speed(self, per_s: int):
+        self.timer.setInterval(int(1000 / max(1, per_s)))
+
+    def _on_predict(self, on: bool):
+        self.revealed = not on
+        if self.result is not None:
+            self._draw()
+
+    def reveal(self):
+        self.revealed = True
+        if self.result is not None:
+            self._draw()
+
+    def keyPressEvent(self, ev):  # noqa: N802 (Qt API)
+        keys = {Qt.Key.Key_Left: lambda: self.go(self.index - 1),
+                Qt.Key.Key_Right: lambda: self.go(self.index + 1),
+                Qt.Key.Key_Space: lambda: self.play(not self.play_button.isChecked())}
+        if ev.key() in keys:
+            keys[ev.key()]()
+            return
+        super().keyPressEvent(ev)
+
+    # ------------------------------------------------------------------ files
+    def save_dialog(self):
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save animation", "", "Animated GIF (*.gif);;Animated PNG (*.png)")
+        if path:
+            if not path.lower().endswith((".gif", ".png", ".apng")):
+                path += ".gif"
+            self.save(path)
+
+    def save(self, path: str, *, cells: int = FILE_MAX_CELLS, size=FILE_SIZE,
+             wait: bool = False) -> None:
+        """Write the steps from the current cell on (at most ``cells`` cells) in the
+        background; ``saved``/``failed`` report."""
+        if self.result is None:
+            return
+        res, level, m = self.result, self.level, self.map_index
+        start = self.cell_of(self.index)
+        gran = "tap" if self._steps_per_cell > 1 else "cell"
+        ms = int(1000 / max(1, self.speed.value()))
+
+        def job():
+            try:
+                frames = [render_step(res, s, size)
+                          for s in steps(res, level, m, granularity=gran, start=start,
+                                         cells=cells)]
+                save_animation(frames, path, ms_per_frame=ms)
+            except (AnimationError, OSError, MemoryError) as exc:
+                self.failed.emit(f"The animation was not saved: {exc}")
+                return
+            self.saved.emit(path)
+
+        self._save_thread = threading.Thread(target=job, daemon=True, name="convscope-gif")
+        self._save_thread.start()
+        if wait:
+            self._save_thread.join()

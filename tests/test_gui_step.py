@@ -1,0 +1,79 @@
+"""Watch it compute in the window (issue 14): examples open with their step-through,
+playback moves cell by cell in order, predict-then-reveal hides values, a click jumps,
+and the animation is saved as a file."""
+
+import numpy as np
+import pytest
+from PIL import Image
+from PyQt6.QtCore import QSettings
+
+from convscope.app.window import MainWindow
+
+TIMEOUT = 20_000
+
+
+@pytest.fixture
+def win(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings)
+    qtbot.addWidget(w)
+    w.resize(1280, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.step_view.play(False)
+    w.close()
+
+
+def test_every_example_opens_and_the_sharpen_one_steps_to_320(win, qtbot):
+    from convscope.core.examples import examples
+    for ex in examples():
+        with qtbot.waitSignal(win.resultShown, timeout=TIMEOUT):
+            win.open_example(ex.key)
+        assert win.output.result.error is None, ex.key
+        assert ex.title in win.message.text()
+    with qtbot.waitSignal(win.resultShown, timeout=TIMEOUT):
+        win.open_example("sharpen")
+    sv = win.step_view
+    assert win.step_dock.isVisible() and sv.result is win.output.result
+    step = sv.current_step()
+    assert (step.row, step.col, step.done) == (0, 0, True) and step.running == 320
+    assert sv.predict.isChecked() and not sv.revealed and sv.reveal_button.isEnabled()
+    sv.reveal()
+    assert sv.revealed
+    # playback: cell by cell, row-major; predict mode waits for Reveal
+    sv.predict.setChecked(False)
+    sv.speed.setValue(60)
+    seen = []
+    sv.stepChanged.connect(lambda lv, m, r, c: seen.append((r, c)))
+    sv.play(True)
+    qtbot.waitUntil(lambda: len(seen) >= 6, timeout=TIMEOUT)
+    sv.play(False)
+    assert seen[:6] == [divmod(k, 5) for k in range(1, 7)]
+    # the grid marks the cell being computed
+    assert win.grid.selection[:2] == (0, 0)
+
+
+def test_per_product_steps_and_a_click_jumps(win, qtbot):
+    with qtbot.waitSignal(win.resultShown, timeout=TIMEOUT):
+        win.open_example("strides")
+    sv = win.step_view
+    sv.granularity.setCurrentIndex(1)
+    assert sv.count == 4 * 10                       # 2x2 cells, 9 products + the bias
+    sv.go(3)
+    step = sv.current_step()
+    assert step.tap == 4 and not step.done
+    win.grid.select(0, 0, 1, 1)
+    win._on_click(0, 0, 1, 1)
+    step = sv.current_step()
+    assert (step.row, step.col) == (1, 1) and step.done
+
+
+def test_the_step_through_is_saved_as_an_animation(win, qtbot, tmp_path):
+    with qtbot.waitSignal(win.resultShown, timeout=TIMEOUT):
+        win.open_example("max-pool-8x8")
+    path = tmp_path / "pool.gif"
+    with qtbot.waitSignal(win.step_view.saved, timeout=TIMEOUT):
+        win.step_view.save(str(path), cells=16, size=(480, 270))
+    with Image.open(path) as im:
+        assert im.n_frames == 16 and im.size == (480, 270)
