@@ -188,7 +188,9 @@ class StepView(QWidget):
 
     def _draw(self):
         step = self.current_step()
-        size = (max(320, self.canvas.width()), max(180, self.canvas.height()))
+        w, h = max(320, self.canvas.width()), max(180, self.canvas.height())
+        w, h = (int(h * 16 / 9), h) if w * 9 > h * 16 else (w, int(w * 9 / 16))
+        size = (max(w, 480), max(h, 270))   # 16:9, as large as the panel allows
         hide = self.predict.isChecked() and not self.revealed
         frame = render_step(self.result, step, size, hide_values=hide)
         self.canvas.setPixmap(QPixmap.fromImage(to_qimage(frame)))

@@ -783,7 +783,10 @@ class MainWindow(QMainWindow):
         """Open the step-through on cell (row, col) of map ``m`` of stage ``level``."""
         if self.output is None:
             return False
-        self.step_dock.show()
+        if not self.step_dock.isVisible():
+            self.step_dock.show()
+            self.resizeDocks([self.step_dock], [max(300, self.height() // 2 - 40)],
+                             Qt.Orientation.Vertical)
         ok = self.step_view.set_target(self.output.result, level, m)
         if ok:
             self.step_view.jump_to(level, m, row, col)
