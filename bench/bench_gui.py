@@ -33,9 +33,16 @@ Zoom and pan (``--pan 4096``, 0 to skip)
     ``ImageItem.paint`` follows). When the pan stops, the maps switch to the visible
     part at full detail (120 ms later); that update is timed too.
 
+Step-through playback (``--playback 512``, 0 to skip)
+    The step-through dock plays stage 1 of the default pipeline on a 512x512 image
+    at 30 steps per second for 3 s (frames drawn by ``core.animate.render_step`` at
+    the dock's size); the figure is the frames shown per second and the longest
+    UI-thread stall (heartbeat, as above) while it plays.
+
 Targets (issue 11): median edit to display <= 25 ms at 512x512 and <= 50 ms at
 1920x1080; no UI-thread stall over 50 ms; no pan frame over 33 ms. Each table row
-says whether its target is met.
+says whether its target is met. Issue 14: playback at 30 frames per second with no
+UI-thread stall over 50 ms.
 """
 
 from __future__ import annotations
@@ -68,6 +75,8 @@ TARGET_MS = {(512, 512): 25.0, (1920, 1080): 50.0}
 PAN_TARGET_MS = 33.0
 PAN_ZOOM = 8.0
 PAN_STEPS = 60
+PLAY_FPS = 30
+PLAY_SECONDS = 3.0
 STALL_TARGET_MS = 50.0
 HEARTBEAT_MS = 5
 BURST_EDITS = 20
@@ -299,6 +308,37 @@ def run_pan(app, win, probe: Probe, side: int) -> dict:
     return {"zoom": zoom_ms, "frames": frames, "detail_paint": sum(spans) * 1e3}
 
 
+def run_playback(app, win, probe: Probe, side: int) -> dict:
+    img = np.random.default_rng(2).random((side, side, 3), dtype=np.float32)
+    n_res = len(probe.results)
+    win.set_image(img, f"random {side}x{side}")
+    if not spin_until(app, lambda: len(probe.results) > n_res, 60.0):
+        raise RuntimeError("no result for the playback image")
+    win.step_through(0, 0, side // 2, 0)
+    sv = win.step_view
+    sv.predict.setChecked(False)
+    sv.speed.setValue(PLAY_FPS)
+    shown: list[float] = []
+    sv.stepChanged.connect(lambda *_: shown.append(time.perf_counter()))
+    spin_until(app, lambda: False, 0.3, poll_ms=10)      # the dock laid out
+    beats: list[float] = []
+    heart = QTimer()
+    heart.setTimerType(Qt.TimerType.PreciseTimer)
+    heart.setInterval(HEARTBEAT_MS)
+    heart.timeout.connect(lambda: beats.append(time.perf_counter()))
+    heart.start()
+    shown.clear()
+    t0 = time.perf_counter()
+    sv.play(True)
+    spin_until(app, lambda: False, PLAY_SECONDS, poll_ms=50)
+    sv.play(False)
+    t1 = time.perf_counter()
+    heart.stop()
+    window = [t0, *[b for b in beats if t0 <= b <= t1], t1]
+    return {"fps": len(shown) / (t1 - t0), "stall": float(np.diff(window).max() * 1e3)
+            - HEARTBEAT_MS, "frame": f"{sv.canvas.width()}x{sv.canvas.height()}"}
+
+
 def _draw(app, probe: Probe, since: float) -> float:
     """Process events until every map has painted; the time of the last paint."""
     for _ in range(20):
@@ -318,6 +358,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pan", type=int, default=4096,
                     help="image side for the zoom-and-pan test (0: skip)")
+    ap.add_argument("--playback", type=int, default=512,
+                    help="image side for the step-through playback test (0: skip)")
     args = ap.parse_args(argv)
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
 
@@ -423,6 +465,15 @@ def main(argv=None) -> int:
               f"{worst:>6.1f} {f'<= {PAN_TARGET_MS:g}':>7} {met:>4}   "
               f"{pan['detail_paint']:>26.1f}")
         print("  a frame = pan call until every map is drawn; zoom = the 8x zoom's frame")
+    if args.playback:
+        pb = run_playback(app, win, probe, args.playback)
+        met = "yes" if pb["fps"] >= PLAY_FPS * 0.95 and pb["stall"] <= STALL_TARGET_MS \
+            else "NO"
+        failures += met == "NO"
+        print(f"\nStep-through playback on {args.playback}x{args.playback} at {PLAY_FPS} "
+              f"steps/s for {PLAY_SECONDS:g} s (frames {pb['frame']})")
+        print(f"  frames per second {pb['fps']:.1f} (target {PLAY_FPS}), longest UI stall "
+              f"{pb['stall']:.1f} ms (target <= {STALL_TARGET_MS:g}): {met}")
 
     win.close()
     tmp.cleanup()
