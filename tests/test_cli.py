@@ -205,3 +205,75 @@ def test_deeply_nested_pipeline_exits_2(rgb_png, tmp_path, capsys):
                      '"kernels":[{"weights":' + "[" * 100000 + "]" * 100000 + '}]}]}')
     assert main([str(rgb_png), "--pipeline", str(pfile), "--out", str(tmp_path / "o")]) == 2
     assert "nested too deeply" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ --sheet
+
+
+@pytest.mark.parametrize("ext", [".png", ".pdf"])
+def test_sheet_is_written_with_the_maps(rgb_png, tmp_path, capsys, ext):
+    from convscope.core.sheet import default_style, render_sheet
+
+    out, sheet = tmp_path / "out", tmp_path / f"sheet{ext}"
+    assert main([str(rgb_png), "--out", str(out), "--sheet", str(sheet)]) == 0
+    printed = capsys.readouterr().out
+    assert "wrote 12 maps" in printed
+    res = run(load_image(rgb_png), default_pipeline())
+    want, layout = render_sheet(res, *default_style(res), title="in.png · default pipeline",
+                                return_layout=True)
+    assert f"wrote the sheet {sheet} ({want.width}x{want.height} px, one map cell = one " \
+           f"pixel)" in printed
+    data = sheet.read_bytes()
+    if ext == ".png":
+        with Image.open(sheet) as im:
+            np.testing.assert_array_equal(np.asarray(im.convert("RGB")), np.asarray(want))
+        # every map is there at its data size: 16x12 input and stages 1-2, 8x6 after the pool
+        sizes = {(w, h) for x, y, w, h in layout.boxes.values()}
+        assert sizes == {(12, 16), (6, 8)} and len(layout.boxes) == 12
+    else:
+        assert data.startswith(b"%PDF-")
+        assert data.count(b"/Width %d /Height %d" % want.size) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.png", "out", sheet.name])
+
+
+def test_sheet_alone_needs_no_out_folder(rgb_png, tmp_path, capsys):
+    sheet = tmp_path / "s.png"
+    assert main([str(rgb_png), "--sheet", str(sheet), "--gray"]) == 0
+    printed = capsys.readouterr().out
+    assert "wrote the sheet" in printed and "maps (PNG + .npy)" not in printed
+    with Image.open(sheet) as im:
+        assert im.mode == "RGB" and im.width > 3 * 12
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "s.png"]
+
+
+def test_neither_out_nor_sheet_is_a_usage_error(rgb_png, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([str(rgb_png)])
+    assert info.value.code == 2
+    assert "--out DIR, --sheet OUT.png|OUT.pdf or both" in capsys.readouterr().err
+
+
+def test_sheet_with_another_extension_exits_2_before_running(rgb_png, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([str(rgb_png), "--out", str(out), "--sheet", str(tmp_path / "s.jpg")]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("convscope-run: ") and "'.jpg'" in captured.err
+    assert ".png or .pdf" in captured.err
+    assert captured.out == ""        # refused before the image was read or run
+    assert not out.exists() and not (tmp_path / "s.jpg").exists()
+
+
+def test_unwritable_sheet_exits_2_and_keeps_the_old_one(rgb_png, tmp_path, capsys):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder")
+    assert main([str(rgb_png), "--sheet", str(blocker / "s.png")]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write the sheet to '{blocker / 's.png'}'" in err and "Traceback" not in err
+    # an earlier sheet survives a failed run (here: a pipeline whose stage 2 has an empty output)
+    sheet = tmp_path / "s.png"
+    sheet.write_bytes(b"earlier sheet")
+    pipe = Pipeline([ActivationStage("relu"), PoolStage("max", 20)])
+    pfile = tmp_path / "p.json"
+    save_pipeline(pfile, pipe)
+    assert main([str(rgb_png), "--pipeline", str(pfile), "--sheet", str(sheet)]) == 2
+    assert sheet.read_bytes() == b"earlier sheet"
