@@ -517,24 +517,60 @@ class MapView(QWidget):
         return self.box.isVisible() or self.marker.isVisible() or self.crosshair.isVisible()
 
 
-class ColorBar(pg.GraphicsLayoutWidget):
-    """A vertical colour bar with numbers."""
+def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    """Round tick values within [lo, hi] (about ``n`` of them), 0 included when inside."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        return [lo] if math.isfinite(lo) else []
+    raw = (hi - lo) / max(1, n - 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    first = math.ceil(lo / step - 1e-9) * step
+    ticks = []
+    v = first
+    while v <= hi + step * 1e-9 and len(ticks) < 50:
+        ticks.append(0.0 if abs(v) < step * 1e-9 else v)
+        v += step
+    return ticks
+
+
+class ColorBar(QWidget):
+    """A vertical colour bar with numbers (painted directly: pyqtgraph's ColorBarItem,
+    a whole plot per bar, took half of the first grid's 96 ms build)."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setBackground("w")
         self.setFixedWidth(64)
-        self.bar = pg.ColorBarItem(values=(0, 1), colorMap=colormap("gray"), interactive=False,
-                                   width=12, orientation="vertical")
-        self.addItem(self.bar)
-        self.bar.getAxis("right").setTextPen("k")
-        self.bar.getAxis("right").setPen("k")
         self.levels = (0.0, 1.0)
+        self._image = None
 
     def set(self, levels, cmap: pg.ColorMap):
-        self.levels = tuple(levels)
-        self.bar.setColorMap(cmap)
-        self.bar.setLevels(values=levels)
+        self.levels = (float(levels[0]), float(levels[1]))
+        lut = lookup_table(cmap)[:, :3]
+        col = np.ascontiguousarray(np.repeat(lut[::-1, None, :], 4, axis=1).astype(np.uint8))
+        from PyQt6.QtGui import QImage
+        self._image = QImage(col.data, 4, col.shape[0], 12, QImage.Format.Format_RGB888).copy()
+        self.update()
+
+    def paintEvent(self, ev):  # noqa: N802 (Qt API)
+        from PyQt6.QtCore import QRect
+        p = QPainter(self)
+        top, bottom = 8, self.height() - 8
+        bar = QRect(4, top, 12, max(1, bottom - top))
+        if self._image is not None:
+            p.drawImage(bar, self._image)
+        p.setPen(QColor(40, 40, 40))
+        p.drawRect(bar)
+        lo, hi = self.levels
+        font = QFont(self.font())
+        font.setPixelSize(10)
+        p.setFont(font)
+        fm = p.fontMetrics()
+        for t in nice_ticks(lo, hi, max(2, min(6, (bottom - top) // 28))):
+            y = bottom - (t - lo) / (hi - lo) * (bottom - top) if hi > lo else bottom
+            p.drawLine(bar.right(), int(y), bar.right() + 4, int(y))
+            text = cell_label(t, 6)
+            p.drawText(bar.right() + 7, int(y + fm.ascent() / 2 - 1), text)
+        p.end()
 
 
 class LevelHeader(QWidget):

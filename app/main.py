@@ -86,8 +86,7 @@ def main(argv=None) -> int:
     import threading
 
     from ..core import _jit
-    warm = threading.Thread(target=_jit.warm_up, name="convscope-jit-warm-up", daemon=True)
-    warm.start()
+    warm = _jit.warm_up_in_background()
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("ConvScope")
@@ -147,7 +146,40 @@ def main(argv=None) -> int:
         print(f"convscope: {win.message.text()}", file=sys.stderr)
         if args.screenshot:
             return 2
+    probe = os.environ.get("CONVSCOPE_STARTUP_PROBE")
+    if probe:  # bench/bench_start.py: seconds from launch to the first maps, then quit
+        import time
+        beats = [time.perf_counter()]
+        heart = QTimer(win)
+        heart.setInterval(5)
+        heart.timeout.connect(lambda: beats.append(time.perf_counter()))
+        heart.start()
+
+        shown = {}
+
+        def first_maps(*_):
+            if "t" not in shown:
+                shown["t"] = time.time() - float(probe)
+            if warm.is_alive():  # keep measuring until the compiled loop is loaded too
+                QTimer.singleShot(20, first_maps)
+                return
+            now = time.perf_counter()
+            gaps = [b - a for a, b in zip(beats, beats[1:] + [now])]
+            print(f"first maps after {shown['t']:.3f} s; longest UI-thread stall in the "
+                  f"event loop {max(gaps) * 1e3 - 5:.0f} ms (until the loop was loaded, "
+                  f"{time.time() - float(probe):.2f} s)", flush=True)
+            heart.stop()
+            QTimer.singleShot(0, win.close)
+
+        if win.output is not None:
+            first_maps()
+        else:
+            win.resultShown.connect(first_maps)
     rc = app.exec()
+    # however the loop ended, stop the worker threads before Python tears down
+    # (a QThread or a numba compile still running at exit crashed the interpreter)
+    win.runner.shutdown()
+    warm.join(timeout=30)
     return status["code"] or rc
 
 

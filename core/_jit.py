@@ -36,7 +36,8 @@ import warnings
 
 import numpy as np
 
-__all__ = ["available", "enabled", "set_enabled", "ready", "conv_rows", "warm_up"]
+__all__ = ["available", "enabled", "set_enabled", "ready", "conv_rows", "warm_up",
+           "warm_up_in_background"]
 
 try:  # pragma: no cover - depends on the environment
     if os.environ.get("CONVSCOPE_JIT", "1").strip().lower() in ("0", "no", "false", "off"):
@@ -265,6 +266,8 @@ def ready(dtype) -> bool:
     take over."""
     if not _enabled:
         return False
+    if _loading and np.dtype(dtype) not in _kernels:
+        return False  # being compiled or loaded in the background: numpy meanwhile
     try:
         _kernel(np.dtype(dtype))
     except Exception as exc:  # noqa: BLE001 - any compiler failure: fall back to numpy
@@ -281,3 +284,59 @@ def warm_up(dtypes=(np.float32,)) -> None:
     background thread at application start, so that the first filter does not wait."""
     for dt in dtypes:
         ready(dt)
+
+
+_loading = False
+
+
+def _cache_present() -> bool:
+    """Whether numba's disk cache of the loop seems to exist (beside this file or in
+    numba's cache folder)."""
+    import glob
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
+    dirs = [here, os.environ.get("NUMBA_CACHE_DIR", "")]
+    return any(glob.glob(os.path.join(d, "**", "_jit._conv_rows-*.nbi"), recursive=True)
+               for d in dirs if d and os.path.isdir(d))
+
+
+def warm_up_in_background(dtypes=(np.float32,)) -> threading.Thread:
+    """Make the loop ready without making anyone wait: until it is, :func:`ready` says
+    False and :mod:`core.conv` uses its numpy paths (same results).
+
+    Without a disk cache (the first start after installing), the loop is compiled in
+    a separate process: numba's compiler holds the GIL for seconds, which froze the
+    window's thread for up to 0.7 s at a time; the process writes the cache, which
+    this process then loads (about 0.4 s)."""
+    global _loading
+    if numba is None or not _enabled:
+        t = threading.Thread(target=lambda: None)
+        t.start()
+        return t
+    _loading = True
+
+    def run():
+        global _loading
+        try:
+            if not _cache_present():
+                import subprocess
+                import sys
+                try:
+                    # niced: on two cores the compile otherwise took the CPU the
+                    # window's thread needed (a 250 ms stall at the first start)
+                    subprocess.run([sys.executable, "-c",
+                                    "import os\nif hasattr(os, 'nice'): os.nice(10)\n"
+                                    "from convscope.core import _jit; _jit.warm_up()"],
+                                   capture_output=True, timeout=300)
+                except (OSError, subprocess.SubprocessError):
+                    pass  # then it is compiled here, below
+            for dt in dtypes:
+                try:
+                    _kernel(np.dtype(dt))
+                except Exception:  # noqa: BLE001 - ready() reports it on first use
+                    pass
+        finally:
+            _loading = False
+
+    t = threading.Thread(target=run, name="convscope-jit-warm-up", daemon=True)
+    t.start()
+    return t
