@@ -22,6 +22,7 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QLa
                              QVBoxLayout, QWidget)
 
 from ..core.export import export_maps
+from ..core.sheet import render_sheet, save_sheet, sheet_format
 from ..core.image import ImageLoadError, load_image
 from ..core.matrix import MatrixError, is_matrix_path, load_matrix
 from ..core.fileio import atomic_write_bytes
@@ -224,7 +225,7 @@ class MainWindow(QMainWindow):
         fm.addAction(self._action("Save selected &kernel…", self.save_kernel_dialog))
         fm.addSeparator()
         fm.addAction(self._action("&Export maps (PNG + npy)…", self.export_maps_dialog, "Ctrl+E"))
-        fm.addAction(self._action("Export grid as &sheet (PNG)…", self.export_sheet_dialog,
+        fm.addAction(self._action("Export grid as &sheet (PNG, PDF)…", self.export_sheet_dialog,
                                   "Ctrl+Shift+E"))
         fm.addSeparator()
         fm.addAction(self._action("&Quit", self.close, QKeySequence.StandardKey.Quit))
@@ -435,6 +436,10 @@ class MainWindow(QMainWindow):
                 self.message.show_message("Note: " + "; ".join(notes) + ".", error=False)
             if not token[2].startswith("<"):
                 self._add_recent(token[2])
+        elif kind == "sheet":
+            self._on_busy(False)
+            self.message.show_message(f"Saved the sheet to {token[1]}", error=False)
+            self.exported.emit(token[1])
         elif kind == "export":
             self._exporting = False
             self._on_progress(1, 1)
@@ -451,7 +456,8 @@ class MainWindow(QMainWindow):
         else:
             self._exporting = False
             self._on_busy(False)
-            self.message.show_message(f"Export failed: {exc}")
+            what = "The sheet was not saved" if token[0] == "sheet" else "Export failed"
+            self.message.show_message(f"{what}: {exc}")
 
     def open_dialog(self):
         path, _ = QFileDialog.getOpenFileName(
@@ -852,23 +858,45 @@ class MainWindow(QMainWindow):
         if folder:
             self.export_maps_to(folder)
 
-    def export_sheet(self, path: str) -> bool:
-        """Save the whole grid (all rows, not just the visible part) as one PNG."""
-        pix = self.grid.widget().grab()
-        tmp = f"{path}.{os.getpid()}.tmp.png"
-        if not pix.save(tmp, "PNG"):
-            self.message.show_message(f"Could not write '{path}'.")
+    def export_sheet(self, path: str, *, wait: bool = False) -> bool:
+        """Save every map of the result on screen as one picture (PNG or PDF), drawn
+        from the data at full map resolution with the grid's colours, headers and
+        colour bars (core.sheet), in the background; never with hover marks."""
+        if self.output is None:
+            self.message.show_message("Nothing to export yet.")
             return False
-        os.replace(tmp, path)
-        self.message.show_message(f"Saved the grid to {path}", error=False)
+        try:
+            sheet_format(path)
+        except ValueError as exc:
+            self.message.show_message(str(exc))
+            return False
+        res = self.output.result
+        ranges = [list(r) for r in self.grid.ranges]
+        luts = [np.asarray(lut)[:, :3] for lut in self.grid.luts]
+        title = f"{os.path.basename(self.output_image_name)} · ConvScope"
+
+        def job():
+            save_sheet(render_sheet(res, ranges, luts, title=title), path)
+            return path
+
+        self._on_busy(True)
+        token = ("sheet", path)
+        if wait:
+            try:
+                self._on_background_done(token, job())
+            except (OSError, ValueError, MemoryError) as exc:
+                self._on_background_failed(token, exc)
+                return False
+            return True
+        self._bg.start(token, job)
         return True
 
     def export_sheet_dialog(self):
-        path, _ = QFileDialog.getSaveFileName(self, "Export sheet", self._last_dir(),
-                                              "PNG image (*.png)")
+        path, chosen = QFileDialog.getSaveFileName(
+            self, "Export sheet", self._last_dir(), "PNG image (*.png);;PDF document (*.pdf)")
         if path:
-            if not path.lower().endswith(".png"):
-                path += ".png"
+            if not path.lower().endswith((".png", ".pdf")):
+                path += ".pdf" if "pdf" in chosen.lower() else ".png"
             self.export_sheet(path)
 
     # ------------------------------------------------------------------ learned kernels

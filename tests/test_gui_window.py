@@ -464,15 +464,30 @@ def test_export_index_describes_the_maps_exported_not_the_edited_pipeline(sample
         f"were computed with stride {exported_stage['stride']}")
 
 
-def test_export_sheet_writes_a_non_blank_png(sample, tmp_path):
+def test_export_sheet_is_drawn_from_the_data_without_hover_marks(sample, qtbot, tmp_path):
+    """Issue 11: the sheet was a 584x1566 screen grab with hover boxes in it. Now every
+    map is drawn cell for cell in the grid's colours, whatever is hovered."""
+    from convscope.core.sheet import render_sheet
     win = sample
+    src = win.grid.views()[(0, 0)]
+    QTest.mouseMove(src.view.viewport(), src.view.viewport().rect().center())
+    qtbot.waitUntil(lambda: src.marker.isVisible(), timeout=TIMEOUT)
     path = tmp_path / "sheet.png"
-    assert win.export_sheet(str(path))
+    assert win.export_sheet(str(path), wait=True)
     with Image.open(path) as im:
-        px = np.asarray(im.convert("RGB"), float)
-    assert px.shape[0] > 200 and px.shape[1] > 200
-    assert px.var() > 0
-    assert not list(tmp_path.glob("*.tmp.png"))
+        px = np.asarray(im.convert("RGB"))
+    res = win.output.result
+    img, layout = render_sheet(res, win.grid.ranges, [l[:, :3] for l in win.grid.luts],
+                               title=f"{SAMPLE_IMAGE.name} · ConvScope", return_layout=True)
+    np.testing.assert_array_equal(px, np.asarray(img))          # no hover marks in it
+    for (level, m), (x, y, w, h) in layout.boxes.items():
+        assert (h, w) == res.level(level - 1).maps.shape[1:]    # full map resolution
+    assert "Saved the sheet" in win.message.text()
+    pdf = tmp_path / "sheet.pdf"
+    assert win.export_sheet(str(pdf), wait=True)
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    assert not win.export_sheet(str(tmp_path / "sheet.jpg"))
+    assert ".jpg" in win.message.text()
 
 
 def test_export_without_result_says_so(win, tmp_path):
