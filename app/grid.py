@@ -565,7 +565,10 @@ class ColorBar(QWidget):
         font.setPixelSize(10)
         p.setFont(font)
         fm = p.fontMetrics()
-        for t in nice_ticks(lo, hi, max(2, min(6, (bottom - top) // 28))):
+        ticks = nice_ticks(lo, hi, max(3, min(6, (bottom - top) // 28)))
+        if len(ticks) < 3 and hi > lo:  # a short bar: at least both ends and the middle
+            ticks = sorted(set(ticks) | {lo, hi})
+        for t in ticks:
             y = bottom - (t - lo) / (hi - lo) * (bottom - top) if hi > lo else bottom
             p.drawLine(bar.right(), int(y), bar.right() + 4, int(y))
             text = cell_label(t, 6)
