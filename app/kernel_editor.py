@@ -26,13 +26,15 @@ from PyQt6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
+    QDialog,
+    QDialogButtonBox,
     QFormLayout,
     QFrame,
     QHBoxLayout,
     QHeaderView,
-    QInputDialog,
     QLabel,
     QLineEdit,
+    QPlainTextEdit,
     QPushButton,
     QSizePolicy,
     QSpinBox,
@@ -388,7 +390,7 @@ class KernelEditor(QWidget):
         self.paste_button = QPushButton("Paste…")
         self.paste_button.setToolTip("Type or paste a whole kernel as text, e.g. "
                                      "[1 2 1; 2 4 2; 1 2 1] / 16 or [[1, 0], [0, -1]]")
-        self.paste_button.clicked.connect(self.open_paste_dialog)
+        self.paste_button.clicked.connect(lambda: self.open_paste_dialog())
         self.randomise_button = QPushButton("Randomise")
         self.randomise_button.setToolTip("Random normal weights as a CNN starts before "
                                          "training (He: std = sqrt(2 / inputs)); "
@@ -540,6 +542,8 @@ class KernelEditor(QWidget):
         self._reshape(*p.shape)
         self._w[self._slice] = p.weights
         self._divisor, self._bias = 1.0, 0.0
+        if not self._per_channel:  # the kernel is now this preset: name it so (captions)
+            self._name = p.label
         self._changed(structural=True)
 
     def paste_text(self, text: str) -> bool:
@@ -566,14 +570,16 @@ class KernelEditor(QWidget):
     def copy_to_clipboard(self) -> None:
         QGuiApplication.clipboard().setText(format_kernel(self._w[self._slice]))
 
-    def open_paste_dialog(self) -> None:
+    def open_paste_dialog(self, *, modal: bool = True) -> "PasteDialog":
+        """A dialog for kernel text; a parse error is shown inside it and the text is
+        kept for correcting (the dialog closed on an error and lost the text)."""
         clip = QGuiApplication.clipboard().text()
-        text, ok = QInputDialog.getMultiLineText(
-            self, "Paste kernel",
-            "Kernel text: rows on lines or separated by ';', e.g.\n"
-            "[1 2 1; 2 4 2; 1 2 1] / 16", clip if len(clip) < 4000 else "")
-        if ok:
-            self.paste_text(text)
+        dlg = PasteDialog(self, clip if len(clip) < 4000 else "")
+        if modal:
+            dlg.exec()
+        else:
+            dlg.show()
+        return dlg
 
     def normalise(self) -> None:
         """Divisor and bias from core.kernels.gimp_normalise (all slices together)."""
@@ -595,7 +601,7 @@ class KernelEditor(QWidget):
         self._changed(structural=True)
 
     def resize_kernel(self, rows: int, cols: int) -> None:
-        """Resize keeping the overlapping (top-left) values; new cells are 0."""
+        """Resize keeping the kernel centred (see :meth:`_reshape`); new cells are 0."""
         if (rows, cols) == self._w.shape[1:]:
             return
         self._discard_invalid()
@@ -627,12 +633,20 @@ class KernelEditor(QWidget):
         return self._map_names[i] if i < len(self._map_names) else f"map {i + 1}"
 
     def _reshape(self, rows: int, cols: int) -> None:
+        """Resize keeping the kernel centred, as GIMP does: rings of zeros are added or
+        removed around it (growing 3x3 to 5x5 added zeros at the bottom and right,
+        which moved the centre and shifted a 'same' output by a pixel or more). With
+        an even growth or shrink the extra row/column goes to the bottom/right; the
+        anchor of an even size is the cell just above and left of the middle
+        (PyTorch's 'same' padding)."""
         s, kh, kw = self._w.shape
         if (rows, cols) == (kh, kw):
             return
         new = np.zeros((s, rows, cols))
         r, c = min(rows, kh), min(cols, kw)
-        new[:, :r, :c] = self._w[:, :r, :c]
+        dr, sr = max(0, (rows - kh) // 2), max(0, (kh - rows) // 2)
+        dc, sc = max(0, (cols - kw) // 2), max(0, (kw - cols) // 2)
+        new[:, dr:dr + r, dc:dc + c] = self._w[:, sr:sr + r, sc:sc + c]
         self._w = new
 
     def _discard_invalid(self) -> None:
@@ -870,3 +884,39 @@ class KernelEditor(QWidget):
             messages.append(ext_reason)
         self.error_label.setText("\n".join(messages))
         self.error_label.setVisible(bool(messages))
+
+
+class PasteDialog(QDialog):
+    """Kernel text in, the kernel editor's grid out; errors stay inside the dialog."""
+
+    def __init__(self, editor: "KernelEditor", text: str = ""):
+        super().__init__(editor)
+        self.setWindowTitle("Paste kernel")
+        self._editor = editor
+        lay = QVBoxLayout(self)
+        lay.addWidget(QLabel("Kernel text: rows on lines or separated by ';', e.g.\n"
+                             "[1 2 1; 2 4 2; 1 2 1] / 16"))
+        self.edit = QPlainTextEdit(text)
+        lay.addWidget(self.edit, 1)
+        self.error = QLabel()
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: #b00020;")
+        self.error.hide()
+        lay.addWidget(self.error)
+        box = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok |
+                               QDialogButtonBox.StandardButton.Cancel)
+        box.accepted.connect(self.try_accept)
+        box.rejected.connect(self.reject)
+        lay.addWidget(box)
+        self.resize(420, 260)
+
+    def try_accept(self) -> bool:
+        try:
+            parse_kernel(self.edit.toPlainText(), max_size=MAX_KERNEL_SIDE)
+        except KernelParseError as exc:
+            self.error.setText(str(exc))
+            self.error.show()
+            return False
+        self._editor.paste_text(self.edit.toPlainText())
+        self.accept()
+        return True

@@ -651,9 +651,12 @@ class ConvStageEditor(StageEditor):
         self._edited()
 
     def _on_kernel_edited(self) -> None:
-        k = self.kernel_editor.kernel()
-        k.name = self._stage.kernels[self._kernel_index].name
+        k = self.kernel_editor.kernel()   # its name too: a preset names the kernel
         self._stage.kernels[self._kernel_index] = k
+        item = self.kernel_list.item(self._kernel_index)
+        if item is not None and item.text() != k.name:
+            with signals_blocked(self.kernel_list):
+                item.setText(k.name)
         self._style_kernel_items()
         self._edited()
 

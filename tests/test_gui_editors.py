@@ -172,7 +172,8 @@ def test_editing_a_preset_shows_custom(qtbot, make):
     assert ed.preset_combo.currentData() is None
 
 
-def test_resize_keeps_top_left_values(qtbot, make):
+def test_resize_keeps_the_kernel_centred(qtbot, make):
+    """Issue 12: growing added zeros at the bottom/right, moving the centre."""
     ed = make(KernelEditor)
     ed.set_kernel(kernel_3x3())
     hits = Counter(ed.kernelChanged)
@@ -180,11 +181,11 @@ def test_resize_keeps_top_left_values(qtbot, make):
     assert hits.n == 1
     w = ed.kernel().weights
     assert w.shape == (5, 3)
-    np.testing.assert_array_equal(w[:3], np.arange(9.0).reshape(3, 3))
-    np.testing.assert_array_equal(w[3:], 0)
+    np.testing.assert_array_equal(w[1:4], np.arange(9.0).reshape(3, 3))   # a ring added
+    np.testing.assert_array_equal(w[[0, 4]], 0)
     assert ed.table.rowCount() == 5 and ed.table.columnCount() == 3
-    ed.cols_spin.setValue(2)
-    np.testing.assert_array_equal(ed.kernel().weights[:3], np.arange(9.0).reshape(3, 3)[:, :2])
+    ed.cols_spin.setValue(1)                                              # the middle kept
+    np.testing.assert_array_equal(ed.kernel().weights[1:4, 0], [1, 4, 7])
 
 
 def test_normalise(qtbot, make):
@@ -237,19 +238,24 @@ def test_paste_text_through_parser(qtbot, make):
     assert not ed.has_error()
 
 
-def test_paste_button_opens_dialog(qtbot, make, monkeypatch):
-    from convscope.app import kernel_editor as module
+def test_paste_button_opens_dialog(qtbot, make):
     ed = make(KernelEditor)
-    seen = {}
+    ed.show()
+    dialogs = []
+    qtbot.waitUntil(lambda: True)
+    from PyQt6.QtCore import QTimer
+    from convscope.app.kernel_editor import PasteDialog
 
-    def fake_dialog(parent, title, label, text):
-        seen["title"] = title
-        return "[1 2; 3 4]", True
+    def answer():
+        dlg = next(w for w in ed.findChildren(PasteDialog) if w.isVisible())
+        dialogs.append(dlg.windowTitle())
+        dlg.edit.setPlainText("[1 2; 3 4]")
+        dlg.try_accept()
 
-    monkeypatch.setattr(module.QInputDialog, "getMultiLineText", staticmethod(fake_dialog))
-    with qtbot.waitSignal(ed.kernelChanged, timeout=100):
+    QTimer.singleShot(50, answer)
+    with qtbot.waitSignal(ed.kernelChanged, timeout=2000):
         ed.paste_button.click()
-    assert seen["title"] == "Paste kernel"
+    assert dialogs == ["Paste kernel"]
     np.testing.assert_array_equal(ed.kernel().weights, [[1, 2], [3, 4]])
 
 

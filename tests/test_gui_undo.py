@@ -183,3 +183,49 @@ def test_help_menu_guide_shortcuts_and_about(win, qtbot):
     assert "formula" in dlg.browser.toPlainText().lower()
     dlg.close()
     QApplication.processEvents()
+
+
+# ---------------------------------------------------------------- kernels keep meaning
+
+
+def test_a_preset_names_the_kernel_and_captions_follow(win, qtbot):
+    win.panel.select_stage(0)
+    ke = win.panel.current_editor().kernel_editor
+    with qtbot.waitSignal(win.resultShown, timeout=TIMEOUT):
+        ke.load_preset("gaussian_5x5")
+    name = win.panel.pipeline().stages[0].kernels[0].name
+    assert name != "outline" and "auss" in name
+    assert win.output.result.stages[0].labels[0] == f"R * {name}"
+    assert "Undo" in undo_text(win)
+
+
+def test_resizing_keeps_the_kernel_centred(win, qtbot):
+    """An identity kernel stays an identity through 3x3 -> 5x5 -> 7x3: the 'same'
+    output equals the input (it was shifted by 1-6 pixels)."""
+    win.panel.select_stage(0)
+    ke = win.panel.current_editor().kernel_editor
+    with qtbot.waitSignal(win.resultShown, timeout=TIMEOUT):
+        ke.load_preset("identity")
+    for size in ((5, 5), (7, 3)):
+        with qtbot.waitSignal(win.resultShown, timeout=TIMEOUT):
+            ke.resize_kernel(*size)
+        res = win.output.result
+        np.testing.assert_allclose(res.stages[0].maps, res.input.maps, atol=1e-6)
+    w = win.panel.pipeline().stages[0].kernels[0].weights
+    assert w.shape == (7, 3) and w[3, 1] == 1 and w.sum() == 1
+
+
+def test_the_paste_dialog_keeps_the_text_and_shows_the_error(win, qtbot):
+    win.panel.select_stage(0)
+    ke = win.panel.current_editor().kernel_editor
+    dlg = ke.open_paste_dialog(modal=False)
+    dlg.edit.setPlainText("1 2 1; 2 x 2")
+    assert not dlg.try_accept()
+    assert dlg.isVisible() and dlg.error.isVisible() and "x" in dlg.error.text()
+    assert dlg.edit.toPlainText() == "1 2 1; 2 x 2"
+    dlg.edit.setPlainText("1 2 1; 2 4 2; 1 2 1")
+    with qtbot.waitSignal(win.resultShown, timeout=TIMEOUT):
+        assert dlg.try_accept()
+    assert not dlg.isVisible()
+    np.testing.assert_array_equal(win.panel.pipeline().stages[0].kernels[0].weights,
+                                  [[1, 2, 1], [2, 4, 2], [1, 2, 1]])
