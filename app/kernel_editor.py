@@ -362,6 +362,8 @@ class KernelEditor(QWidget):
                                      tooltip="Kernel size; non-square kernels are allowed")
 
         self.table = _Grid()
+        # Tab leaves the grid (it cycled through the cells forever); arrows move inside
+        self.table.setTabKeyNavigation(False)
         self.table.setItemDelegate(_CellDelegate(self.table))
         cell_font = QFont(self.table.font())
         cell_font.setPointSizeF(max(cell_font.pointSizeF() - 0.5, 7.0))

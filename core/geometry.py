@@ -198,14 +198,30 @@ def resolve_padding(padding, kernel_size, stride=1, dilation=1, in_size=None):
     return ((ph, ph), (pw, pw))
 
 
+class EmptyOutputError(ValueError):
+    """A geometry whose window does not fit the padded input. ``cause`` names what
+    to change: "dilation" when the kernel would fit without it, else "kernel"."""
+
+    def __init__(self, message: str, cause: str):
+        super().__init__(message)
+        self.cause = cause
+
+
 def _empty_error(kind: str, axes, in_hw) -> ValueError:
-    lines = []
+    lines, causes = [], set()
     for name, g in zip(("height", "width"), axes):
         if g.out <= 0:
-            lines.append(f"{name}: {g.formula('out')}")
-    return ValueError(
+            padded = g.in_size + g.pad_before + g.pad_after
+            lines.append(f"{name}: {g.formula('out')}; the window spans {g.span} cells, the "
+                         f"padded input has {padded}")
+            causes.add("dilation" if g.dilation > 1 and g.kernel <= padded else "kernel")
+    cause = "dilation" if causes == {"dilation"} else "kernel"
+    advice = ("use a smaller dilation or more padding" if cause == "dilation"
+              else "use a smaller kernel or more padding")
+    # a stride cannot help: it only spaces the windows that fit
+    return EmptyOutputError(
         f"{kind} of a {in_hw[0]}x{in_hw[1]} input gives an empty output: " + "; ".join(lines)
-        + " (the window does not fit: use a smaller kernel, stride or dilation, or more padding)")
+        + f" ({advice})", cause)
 
 
 def conv_geometry(in_hw, kernel_size, stride=1, padding=0, dilation=1):

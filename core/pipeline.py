@@ -39,7 +39,8 @@ import numpy as np
 
 from .conv import conv2d
 from .fileio import atomic_write_bytes
-from .geometry import conv_geometry, explain_output_size, pair, pool_geometry, resolve_padding
+from .geometry import (EmptyOutputError, conv_geometry, explain_output_size, pair,
+                       pool_geometry, resolve_padding)
 from .padding import PADDING_MODES, check_extent
 from .pool import POOL_MODES, pool2d
 
@@ -365,8 +366,13 @@ def stage_output_shape(i: int, st, shape, *, limit: bool = True) -> tuple[int, i
         _check_geometry(i, "padding",
                         lambda: resolve_padding(st.padding, st.kernels[0].shape, stride, dil,
                                                 (h, w)))
-        g = _check_geometry(i, "kernels", lambda: conv_geometry(
-            (h, w), st.kernels[0].shape, stride, st.padding, dil))
+        try:
+            g = conv_geometry((h, w), st.kernels[0].shape, stride, st.padding, dil)
+        except EmptyOutputError as exc:  # the field that can fix it is marked
+            raise PipelineError(i, "dilation" if exc.cause == "dilation" else "kernels",
+                                str(exc)) from None
+        except (TypeError, ValueError) as exc:
+            raise PipelineError(i, "kernels", str(exc)) from None
         pads = ((g[0].pad_before, g[0].pad_after), (g[1].pad_before, g[1].pad_after))
         _check_geometry(i, "padding", lambda: check_extent(st.padding_mode, pads, (h, w)))
         out_maps = maps * len(st.kernels) if st.mode == "per_channel" else len(st.kernels)
@@ -402,8 +408,14 @@ def stage_output_shape(i: int, st, shape, *, limit: bool = True) -> tuple[int, i
                 raise PipelineError(i, "padding", f"pooling padding must be at most half the "
                                                   f"window: padding {p} > {k}//2 = {k // 2}")
         _check_geometry(i, "dilation", lambda: pair(st.dilation, "dilation"))
-        g = _check_geometry(i, "kernel_size", lambda: pool_geometry(
-            (h, w), st.kernel_size, st.stride, st.padding, st.dilation, st.ceil_mode))
+        try:
+            g = pool_geometry((h, w), st.kernel_size, st.stride, st.padding, st.dilation,
+                              st.ceil_mode)
+        except EmptyOutputError as exc:
+            raise PipelineError(i, "dilation" if exc.cause == "dilation" else "kernel_size",
+                                str(exc)) from None
+        except (TypeError, ValueError) as exc:
+            raise PipelineError(i, "kernel_size", str(exc)) from None
         return (maps, g[0].out, g[1].out)
     raise PipelineError(i, "type", f"unknown stage {st!r}")
 

@@ -81,3 +81,21 @@ def test_the_cnn_tabs_open_with_the_shipped_model(win, qtbot):
     assert win.train_view._model_state == "loaded"
     assert "99.21" in (win.BUNDLED_MODEL.parent / "README.md").read_text()
     assert "(x − 0.1307) / 0.3081" in win.inspect_view.grid.header_text(-1)
+
+
+def test_tab_leaves_the_weight_table_and_errors_mark_the_field(win, qtbot):
+    from PyQt6.QtWidgets import QApplication
+    win.panel.select_stage(0)
+    ed = win.panel.current_editor()
+    table = ed.kernel_editor.table
+    table.setFocus()
+    qtbot.waitUntil(table.hasFocus, timeout=TIMEOUT)
+    QTest.keyClick(table, Qt.Key.Key_Tab)
+    assert not table.hasFocus() and QApplication.focusWidget() is not None
+    # an empty output caused by dilation marks the Dilation field, with advice that helps
+    ed._stage.padding = 0
+    ed._stage.dilation = 200
+    with qtbot.waitSignal(win.resultFailed, timeout=TIMEOUT) as blocker:
+        ed._edited()
+    assert "dilation" in blocker.args[0] and "smaller dilation" in blocker.args[0]
+    assert win.panel.current_editor()._error.field == "dilation"

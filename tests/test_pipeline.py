@@ -903,3 +903,19 @@ def test_the_maps_of_a_run_stay_within_a_memory_budget():
     assert "memory budget" in str(res.error)
     assert run(img, pipe).error is None
     assert memory_budget() >= 1 << 30
+
+
+def test_an_empty_output_names_the_field_that_can_fix_it():
+    """Issue 12: an empty output caused by dilation was put on 'kernels', and the advice
+    suggested a smaller stride, which cannot help."""
+    from convscope.core.pipeline import ConvStage, Kernel, Pipeline, PoolStage, run
+    img = np.zeros((10, 10, 1), np.float32)
+    err = run(img, Pipeline([ConvStage([Kernel(np.ones((3, 3)))], padding=0,
+                                       dilation=6)])).error
+    assert err.field == "dilation" and "smaller dilation" in str(err)
+    assert "stride" not in str(err).split("(")[-1]
+    err = run(img, Pipeline([ConvStage([Kernel(np.ones((13, 3)))], padding=0)])).error
+    assert err.field == "kernels" and "smaller kernel" in str(err)
+    assert "spans 13 cells, the padded input has 10" in str(err)
+    err = run(img, Pipeline([PoolStage("max", 3, dilation=6)])).error
+    assert err.field == "dilation"
