@@ -41,6 +41,7 @@ from ..core.padding import PADDING_MODES
 from ..core.pipeline import (
     ACTIVATIONS,
     CONV_MODES,
+    MAX_GEOMETRY,
     MAX_KERNELS,
     ActivationStage,
     ConvStage,
@@ -100,7 +101,9 @@ POOL_MODE_TEXT = {
     "l2": ("L2", "Square root of the sum of squares of each window (lp_pool2d with p = 2)"),
 }
 
-SPIN_MAX = 99
+#: the spin boxes accept what core accepts (core.pipeline.MAX_GEOMETRY): they capped
+#: at 99 and silently turned a typed 300 into 30
+SPIN_MAX = MAX_GEOMETRY
 
 
 # ------------------------------------------------------------------------ small widgets

@@ -129,9 +129,12 @@ class AxisGeometry:
                 notes.append(f"the last of {raw} windows would start in the padding, so it is "
                              f"dropped (PyTorch's ceil_mode rule)")
         if self.stride > 1 and self.numerator % self.stride and not self.ceil_mode:
+            left = self.unvisited
             notes.append(
                 f"{self.numerator}/{self.stride} is not whole: it rounds down and the last "
-                f"{self.unvisited} input cell(s) are never visited")
+                f"{left} input cell(s) are never visited" if left else
+                f"{self.numerator}/{self.stride} is not whole: it rounds down (the cells "
+                f"left over are padding, every input cell is visited)")
         return "; ".join(notes)
 
 

@@ -660,3 +660,24 @@ def test_invalid_pipeline_can_be_copied(qtbot, make):
     out = panel.pipeline()                      # no validation on copy: core reports it
     assert out.stages[0].dilation == (0, 1)
     assert "dilation 0x1" in panel.stage_list.item(0).text()  # described as typed
+
+
+def test_geometry_spin_boxes_take_what_core_takes(qtbot, make):
+    """Issue 11.6: spin boxes capped at 99 and turned a typed 300 into 30."""
+    from PyQt6.QtTest import QTest
+    from convscope.app.stage_editors import ConvStageEditor
+    from convscope.core.pipeline import MAX_GEOMETRY
+    ed = make(ConvStageEditor)
+    spin = ed.stride_field.rows
+    assert spin.maximum() == MAX_GEOMETRY
+    spin.selectAll()
+    QTest.keyClicks(spin, "300")
+    spin.interpretText()
+    assert spin.value() == 300
+
+
+def test_the_rounding_note_is_right_for_full_padding():
+    from convscope.core.geometry import conv_geometry
+    note = conv_geometry((10, 10), (3, 3), stride=2, padding="full")[0].note()
+    assert "0 input cell" not in note and "every input cell is visited" in note
+    assert "last 2 input cell(s)" in conv_geometry((11, 11), (3, 3), stride=3)[0].note()
