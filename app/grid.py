@@ -362,6 +362,7 @@ class MapView(QWidget):
         self._title = ""
         self._stats = ""
         self._short_stats = ""
+        self.short = False   # "min … max" instead of the whole line (set per row)
         self.detail = None  # (r0, r1, c0, c1) when showing a full-resolution crop
         self.stats = QLabel()
         self.stats.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -431,9 +432,7 @@ class MapView(QWidget):
 
     def _elide(self):
         width = max(40, self.view.width())
-        stats = self._stats
-        if self._short_stats and self.stats.fontMetrics().horizontalAdvance(stats) > width:
-            stats = self._short_stats  # "min … max" when the whole line does not fit
+        stats = self._short_stats if self.short else self._stats
         for lab, text in ((self.title, self._title), (self.stats, stats)):
             lab.setText(lab.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, width))
 
@@ -441,6 +440,15 @@ class MapView(QWidget):
         self.view.setFixedSize(w, h)
         self.setFixedWidth(w + 4)
         self._elide()
+
+    def stats_fit(self) -> bool:
+        """Whether the whole statistics line fits the map's width."""
+        return self.stats.fontMetrics().horizontalAdvance(self._stats) <= max(40, self.view.width())
+
+    def set_short(self, short: bool) -> None:
+        if short != self.short:
+            self.short = short
+            self._elide()
 
     def set_stale(self, stale: bool) -> None:
         self.stale.setVisible(stale)
@@ -819,6 +827,15 @@ class FeatureGrid(QScrollArea):
         px = max(mw, mh) * self.devicePixelRatioF()
         return int(min(PREVIEW_MAX_SIDE, max(MIN_PREVIEW_SIDE, 128 * math.ceil(px / 128))))
 
+    def _align_stats(self, level: int) -> None:
+        """One statistics form per row: the short "min … max" for every map of a level
+        when any map's whole line does not fit (one caption differing from its
+        neighbours looked like an error)."""
+        views = [v for (lv, _), v in self._views.items() if lv == level]
+        short = not all(v.stats_fit() for v in views)
+        for v in views:
+            v.set_short(short)
+
     def _apply_sizes(self):
         if self._output is None:
             return
@@ -827,6 +844,8 @@ class FeatureGrid(QScrollArea):
         mw, mh = self.map_size()
         for v in self.all_views():
             v.set_width(mw, mh)
+        for level in self._headers:
+            self._align_stats(level)
         sample = next(iter(self._views.values()), None)
         extra = 0 if sample is None else sample.title.height() + sample.stats.height() + 6
         for bar in self._bars.values():
@@ -885,6 +904,7 @@ class FeatureGrid(QScrollArea):
                 st = disp.stats[m]
                 view.set_map(disp.previews[m], lvl.maps.shape[1:], extent, ranges[li][m], cmap,
                              label, st.text(), full=lvl.maps[m], short_stats=st.short_text())
+            self._align_stats(lvl.index)
             colours = getattr(disp, "colours", None) or []
             for k, group in enumerate(self._groups[li] if li < len(self._groups) else []):
                 view = self._rgb_views.get((lvl.index, k))

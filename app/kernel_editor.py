@@ -63,6 +63,13 @@ __all__ = ["KernelEditor", "FieldFrame", "signals_blocked", "form_label", "STYLE
 ERROR_RED = "#c62828"
 LABEL_WIDTH = 62          # one label column width for every form, so fields line up
 CELL_W, CELL_H = 48, 24   # kernel grid cell size in pixels
+
+
+def cell_width(kw: int) -> int:
+    """Column width for a kernel ``kw`` columns wide: narrower columns for wider kernels,
+    so that grids up to 7x7 fit the pipeline dock without a sideways scroll (a 5x5
+    grid scrolled); values that do not fit a cell are elided, whole in the tooltip."""
+    return CELL_W if kw <= 4 else 40 if kw <= 5 else 29
 VISIBLE_ROWS = 9          # grid rows shown before it scrolls
 
 STYLE_SHEET = f"""
@@ -254,7 +261,24 @@ class _Grid(QTableWidget):
     def resizeEvent(self, e):  # noqa: N802
         super().resizeEvent(e)
         if e.size().width() != e.oldSize().width():
+            self.fit_columns()
             self.fit_height()
+
+    def fit_columns(self) -> None:
+        """Columns as wide as :func:`cell_width` allows, narrower (down to 26 px) when
+        the panel is narrower, so that up to 7 columns never need a sideways scroll."""
+        kw = self.columnCount()
+        if not kw:
+            return
+        avail = self.viewport().width()
+        if self.verticalScrollBar().isVisible() is False and self.rowCount() > VISIBLE_ROWS:
+            avail -= self.style().pixelMetric(self.style().PixelMetric.PM_ScrollBarExtent)
+        cw = min(cell_width(kw), max(26 if kw <= 7 else 36, avail // kw))
+        head = self.horizontalHeader()
+        if any(head.sectionSize(c) != cw for c in range(kw)):
+            head.setDefaultSectionSize(cw)
+            for c in range(kw):
+                head.resizeSection(c, cw)
 
     def event(self, e):
         # take Ctrl+V / Ctrl+C before a window-wide shortcut (e.g. "paste image") does
@@ -796,13 +820,17 @@ class KernelEditor(QWidget):
         head_h = max(t.horizontalHeader().sizeHint().height(), 20)
         t.verticalHeader().setFixedWidth(head_w)
         t.horizontalHeader().setFixedHeight(head_h)
-        width = head_w + kw * CELL_W + frame
+        cw = cell_width(kw)
+        t.horizontalHeader().setDefaultSectionSize(cw)
+        for c in range(kw):
+            t.horizontalHeader().resizeSection(c, cw)
+        width = head_w + kw * cw + frame
         height = head_h + min(kh, VISIBLE_ROWS) * CELL_H + frame
         bar = t.style().pixelMetric(t.style().PixelMetric.PM_ScrollBarExtent)
         if kh > VISIBLE_ROWS:
             width += bar
         t.setMaximumWidth(width)
-        t.setMinimumWidth(min(width, head_w + 3 * CELL_W + frame + bar))
+        t.setMinimumWidth(min(width, head_w + 3 * cw + frame + bar))
         t.content_width, t.content_height = width, height
         t.updateGeometry()
         t.fit_height()

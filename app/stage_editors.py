@@ -141,6 +141,9 @@ def _spin(minimum: int, maximum: int, tip: str) -> QSpinBox:
     spin.setRange(minimum, maximum)
     spin.setToolTip(tip)
     spin.setAlignment(Qt.AlignmentFlag.AlignRight)
+    # as wide as its largest value needs, no wider: the editor must fit a 300 px dock
+    digits = spin.fontMetrics().horizontalAdvance("8" * len(str(maximum)))
+    spin.setMaximumWidth(digits + 34)
     return spin
 
 
@@ -354,7 +357,7 @@ class ConvStageEditor(StageEditor):
         self.kernel_list.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
                                          | QAbstractItemView.EditTrigger.EditKeyPressed)
         self.kernel_list.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.kernel_list.setFixedHeight(4 * self.kernel_list.fontMetrics().height() + 16)
+        self.kernel_list.setFixedHeight(3 * self.kernel_list.fontMetrics().height() + 12)
         self.kernel_list.currentRowChanged.connect(self._on_kernel_row)
         self.kernel_list.itemChanged.connect(self._on_kernel_renamed)
         self.add_kernel_button = QPushButton("Add")
@@ -446,7 +449,8 @@ class ConvStageEditor(StageEditor):
                         "padding": self.padding_field, "padding_mode": self.padding_mode_field,
                         "cval": self.cval_field, "dilation": self.dilation_field,
                         "kernels": self.kernels_field}
-        _finish(self, kernels_box, window_box)
+        # the geometry first: it was below the fold at 1280x800 (the kernel grid follows)
+        _finish(self, window_box, kernels_box)
 
     # ------------------------------------------------------------------------- API
 
@@ -778,7 +782,7 @@ class PoolEditor(StageEditor):
         self.stride_field = PairSpin("Step between windows", 0,
                                      "Step of the window in pixels (rows × cols)")
         self.stride_field.valueChanged.connect(self._on_stride)
-        self.same_stride_check = QCheckBox("same as window")
+        self.same_stride_check = QCheckBox("= window")
         self.same_stride_check.setToolTip("Stride equal to the window: windows tile the map "
                                           "without overlap (PyTorch's default)")
         self.same_stride_check.toggled.connect(self._on_same_stride)

@@ -49,6 +49,9 @@ SAMPLE_IMAGE = ASSETS / "chelsea.png"
 BUNDLED_MODEL = ASSETS / "mnist-keras.npz"
 MAX_RECENT = 8
 PROGRESS_DELAY_MS = 300
+#: the pipeline editor fits this width without cutting a label (pool: 2 spin boxes and a
+#: check box on one row)
+PIPELINE_DOCK_WIDTH = 345
 HOVER_HINT = ("Hover a map to read values; click a pixel to explain it. Wheel scrolls, "
               "Ctrl+wheel zooms, double-click fits.")
 
@@ -176,7 +179,7 @@ class MainWindow(QMainWindow):
         self._dock_visible = {dock: True, edock: False, sdock: False}  # on the image tab
         for d in self._docks:
             d.visibilityChanged.connect(lambda vis, d=d: self._remember_dock(d, vis))
-        self.resizeDocks([dock], [320], Qt.Orientation.Horizontal)
+        self.resizeDocks([dock], [PIPELINE_DOCK_WIDTH], Qt.Orientation.Horizontal)
         self._stale_timer = QTimer(self)
         self._stale_timer.setSingleShot(True)
         self._stale_timer.setInterval(STALE_AFTER_MS)
@@ -351,7 +354,7 @@ class MainWindow(QMainWindow):
             self.addDockWidget(area, d)
         self.pipeline_dock.show()
         self.explain_dock.setVisible(self.explain_panel.explanation() is not None)
-        self.resizeDocks([self.pipeline_dock], [320], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.pipeline_dock], [PIPELINE_DOCK_WIDTH], Qt.Orientation.Horizontal)
 
     def _make_statusbar(self):
         sb = self.statusBar()

@@ -99,3 +99,29 @@ def test_tab_leaves_the_weight_table_and_errors_mark_the_field(win, qtbot):
         ed._edited()
     assert "dilation" in blocker.args[0] and "smaller dilation" in blocker.args[0]
     assert win.panel.current_editor()._error.field == "dilation"
+
+
+@pytest.mark.parametrize("size", [(5, 5), (7, 7)])
+def test_the_editor_fits_the_dock_at_1280x800(win, qtbot, size):
+    """Issue 11.6: a 5x5 kernel grid needed a sideways scroll, the pool editor cut its
+    labels, and stride/padding/dilation sat below the fold."""
+    win.panel.select_stage(0)
+    ed = win.panel.current_editor()
+    with qtbot.waitSignal(win.resultShown, timeout=TIMEOUT):
+        ed.kernel_editor.resize_kernel(*size)
+    qtbot.wait(100)
+    table = ed.kernel_editor.table
+    assert table.horizontalScrollBar().maximum() == 0
+    area = ed.parentWidget()
+    while area is not None and not hasattr(area, "viewport"):
+        area = area.parentWidget()
+    assert area.widget().width() <= area.viewport().width()      # nothing cut at the right
+    dil = ed.dilation_field
+    bottom = dil.mapTo(area.viewport(), dil.rect().bottomLeft()).y()
+    assert bottom <= area.viewport().height()                   # geometry visible, no scroll
+    win.panel.select_stage(2)
+    pool = win.panel.current_editor()
+    qtbot.wait(50)
+    for w in (pool.same_stride_check, pool.formula_label):
+        right = w.mapTo(area.viewport(), w.rect().topRight()).x()
+        assert right <= area.viewport().width(), w
