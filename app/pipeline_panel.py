@@ -286,8 +286,14 @@ class PipelinePanel(QWidget):
     # ---------------------------------------------------------------------- internals
 
     def _show_error_line(self) -> None:
-        self.error_label.setText(str(self._error) if self._error is not None else "")
-        self.error_label.setVisible(self._error is not None)
+        """The panel's own error line only points at a failing stage that is not the one
+        shown: the shown editor marks its field and says why itself (the same message
+        appeared three times: here, in the editor and in the window's banner)."""
+        err = self._error
+        elsewhere = err is not None and err.stage != self._current
+        self.error_label.setText(f"Stage {err.stage + 1} has a problem: select it to see "
+                                 f"which field" if elsewhere else "")
+        self.error_label.setVisible(elsewhere)
 
     def _structure_changed(self, select: int, emit: bool = True) -> None:
         # shapes and errors refer to the old order until the window runs again
@@ -391,6 +397,7 @@ class PipelinePanel(QWidget):
         self.remove_button.setEnabled(self._current >= 0)
         self.up_button.setEnabled(self._current > 0)
         self.down_button.setEnabled(0 <= self._current < n - 1)
+        self._show_error_line()
 
     def _on_stage_edited(self, editor: StageEditor) -> None:
         if self._current < 0:

@@ -631,10 +631,13 @@ def test_shapes_and_error(qtbot, make):
     assert panel.current_stage() == 0                 # nothing selected automatically
     assert panel.stage_list.item(2).foreground().color().name() == "#c62828"
     assert "error" in panel.stage_list.item(2).text()
-    assert err.reason in panel.error_label.text()
+    # another stage is shown: the panel points at the failing one, without repeating
+    # the message (the editor and the window's banner say it)
+    assert "Stage 3" in panel.error_label.text() and err.reason not in panel.error_label.text()
     panel.select_stage(2)                             # the editor shows the mark
     editor = panel.current_editor()
     assert editor.field("kernel_size").property("error") is True
+    assert not panel.error_label.isVisibleTo(panel)   # said once, in the editor
     panel.show_error(None)
     assert editor.field("kernel_size").property("error") is False
     assert not panel.error_label.isVisibleTo(panel)
