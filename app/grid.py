@@ -912,7 +912,7 @@ class FeatureGrid(QScrollArea):
                     continue
                 view.set_map(colours[k], lvl.maps.shape[1:], extent, (0.0, 1.0), None,
                              "RGB of " + ", ".join(lvl.labels[i] for i in group),
-                             RGB_MAPPING.split(",")[0])
+                             "clipped to 0..1")
             line1, line2, note = self._header_text(lvl, disp)
             self._headers[lvl.index].set_text(line1, line2, note)
             bar = self._bars[lvl.index]

@@ -193,7 +193,11 @@ class StepView(QWidget):
         size = (max(w, 480), max(h, 270))   # 16:9, as large as the panel allows
         hide = self.predict.isChecked() and not self.revealed
         frame = render_step(self.result, step, size, hide_values=hide)
-        self.canvas.setPixmap(QPixmap.fromImage(to_qimage(frame)))
+        pix = QPixmap.fromImage(to_qimage(frame))
+        if pix.width() > self.canvas.width() or pix.height() > self.canvas.height():
+            pix = pix.scaled(self.canvas.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                             Qt.TransformationMode.SmoothTransformation)  # whole, if small
+        self.canvas.setPixmap(pix)
         self.reveal_button.setEnabled(hide)
         self.stepChanged.emit(self.level, self.map_index, step.row, step.col)
 

@@ -99,6 +99,7 @@ class MainWindow(QMainWindow):
         self.selected = None  # (level, map label, row, col) of the explained pixel
         self._exporting = False
         self._bundled_tried = False
+        self._step_dock_sized = False
         self.persist_session = True   # off for screenshots: they are not the user's session
         self._load_token = 0
 
@@ -169,6 +170,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, sdock)
         sdock.hide()
         self.step_view.stepChanged.connect(self._on_step)
+        sdock.visibilityChanged.connect(self._on_step_dock_shown)
         self.step_view.saved.connect(
             lambda p: self.message.show_message(f"Saved the animation to {p}", error=False))
         self.step_view.failed.connect(self.message.show_message)
@@ -781,12 +783,26 @@ class MainWindow(QMainWindow):
         self._explain(level, m, row, col)
         if self.selected is not None and not self.explain_dock.isVisible():
             self.explain_dock.show()
-            self.resizeDocks([self.explain_dock], [340], Qt.Orientation.Horizontal)
+            self.resizeDocks([self.explain_dock], [310], Qt.Orientation.Horizontal)
 
     def _on_step(self, level, m, row, col):
         """The step-through moved: mark its cell and window on the maps."""
         if self.output is not None and self.output.result is self.step_view.result:
             self.grid.select(level, m, row, col)
+
+    def _on_step_dock_shown(self, visible: bool):
+        """The step-through opens at half the window's height (its frames need room),
+        then keeps the height the user gives it."""
+        if visible and not self._step_dock_sized and not self.step_dock.isFloating():
+            self._step_dock_sized = True
+            self.resizeDocks([self.step_dock], [max(300, self.height() // 2 - 40)],
+                             Qt.Orientation.Vertical)
+        if visible and self.step_view.result is None and self.selected is not None and \
+                self.output is not None and self.grid.selection is not None:
+            level, m, row, col = self.grid.selection
+            if level >= 0:
+                self.step_view.set_target(self.output.result, level, m)
+                self.step_view.jump_to(level, m, row, col)
 
     def step_through(self, level: int, m: int, row: int = 0, col: int = 0) -> bool:
         """Open the step-through on cell (row, col) of map ``m`` of stage ``level``."""
@@ -794,8 +810,6 @@ class MainWindow(QMainWindow):
             return False
         if not self.step_dock.isVisible():
             self.step_dock.show()
-            self.resizeDocks([self.step_dock], [max(300, self.height() // 2 - 40)],
-                             Qt.Orientation.Vertical)
         ok = self.step_view.set_target(self.output.result, level, m)
         if ok:
             self.step_view.jump_to(level, m, row, col)

@@ -263,7 +263,8 @@ def render_step(res: PipelineResult, step: Step, size: tuple[int, int] = (960, 5
     top = int(unit * 5.6)
     avail_h = H - top - int(unit * 6.5)
     # ---- input around the window (left)
-    max_cells = 11
+    # as many cells as stay legible (about 26 px each for a number), 5 to 11
+    max_cells = int(np.clip(avail_h // 26, 5, 11))
     vals, pad, window, _crop_origin, in_name, in_hw, _pads = window_view(res, step, max_cells)
     rn, cn = vals.shape
     cell = int(max(12, min(avail_h / rn, (W * 0.36) / cn, unit * 4)))
