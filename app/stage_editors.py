@@ -41,6 +41,7 @@ from ..core.padding import PADDING_MODES
 from ..core.pipeline import (
     ACTIVATIONS,
     CONV_MODES,
+    MAX_ALPHA,
     MAX_GEOMETRY,
     MAX_KERNELS,
     ActivationStage,
@@ -721,7 +722,7 @@ class ActivationEditor(StageEditor):
                                      "Function applied to every value of every map")
         self.function_combo.currentIndexChanged.connect(self._on_function)
         self.alpha_spin = QDoubleSpinBox()
-        self.alpha_spin.setRange(-10.0, 10.0)
+        self.alpha_spin.setRange(-MAX_ALPHA, MAX_ALPHA)   # what core accepts
         self.alpha_spin.setDecimals(4)
         self.alpha_spin.setSingleStep(0.01)
         self.alpha_spin.setMaximumWidth(96)
