@@ -179,7 +179,7 @@ def main(argv=None) -> int:
     # however the loop ended, stop the worker threads before Python tears down
     # (a QThread or a numba compile still running at exit crashed the interpreter)
     win.runner.shutdown()
-    warm.join(timeout=30)
+    warm.join(timeout=2)  # loading the cache takes < 0.5 s; a compile runs in its own process
     return status["code"] or rc
 
 
