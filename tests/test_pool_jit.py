@@ -1,0 +1,72 @@
+"""The compiled pooling loop (core._jit.pool_rows) gives the numpy passes' values for
+every mode, geometry and memory layout, NaN included (max/min bitwise, sums to an
+ulp: the loop adds in another order)."""
+
+import numpy as np
+import pytest
+
+from convscope.core import _jit
+from convscope.core.pool import pool2d
+
+pytestmark = pytest.mark.skipif(not _jit.available(), reason="numba is not installed")
+
+
+@pytest.fixture
+def engines():
+    old = _jit.enabled()
+
+    def run(*args, jit, **kw):
+        _jit.set_enabled(jit)
+        try:
+            return pool2d(*args, **kw)
+        finally:
+            _jit.set_enabled(old)
+    return run
+
+
+def layouts(base):
+    yield "planar", base
+    yield "channels-last", np.ascontiguousarray(base.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    yield "3-D", base[0]
+    yield "channels-last 3-D", np.ascontiguousarray(base[0].transpose(1, 2, 0)).transpose(2, 0, 1)
+
+
+@pytest.mark.parametrize("mode", ["max", "min", "avg", "l2"])
+def test_compiled_pooling_matches_the_numpy_passes(engines, mode):
+    rng = np.random.default_rng(hash(mode) % 2**32)
+    checked = 0
+    for trial in range(120):
+        h, w = (int(v) for v in rng.integers(1, 15, 2))
+        k = tuple(int(v) for v in rng.integers(1, 5, 2))
+        d = tuple(int(v) for v in rng.integers(1, 3, 2))
+        s = tuple(int(v) for v in rng.integers(1, 4, 2))
+        p = tuple(int(rng.integers(0, kk // 2 + 1)) for kk in k)
+        ceil, cip = bool(rng.integers(0, 2)), bool(rng.integers(0, 2))
+        dtype = np.float64 if trial % 5 == 0 else np.float32
+        base = rng.normal(size=(2, 3, h, w)).astype(dtype)
+        if trial % 6 == 0:
+            base[0, 1, rng.integers(0, h), rng.integers(0, w)] = np.nan
+        for name, x in layouts(base):
+            kw = dict(padding=p, dilation=d, mode=mode, ceil_mode=ceil, count_include_pad=cip)
+            try:
+                want = engines(x, k, s, jit=False, **kw)
+            except ValueError:
+                break
+            got = engines(x, k, s, jit=True, **kw)
+            assert got.shape == want.shape and got.dtype == want.dtype, name
+            if mode in ("max", "min"):
+                np.testing.assert_array_equal(got, want, err_msg=f"{name} {trial}")
+            else:
+                # sums of N(0, 1) values in another order: float32 rounding, absolute
+                tol = 2e-6 if dtype == np.float32 else 1e-13
+                np.testing.assert_allclose(got, want, rtol=tol, atol=tol,
+                                           err_msg=f"{name} {trial}")
+            checked += 1
+    assert checked > 200
+
+
+def test_large_inputs_split_across_threads_give_the_same_maps(engines):
+    x = np.random.default_rng(3).random((3, 700, 900), dtype=np.float32)
+    for mode in ("max", "avg"):
+        np.testing.assert_allclose(engines(x, 3, 2, mode=mode, jit=True),
+                                   engines(x, 3, 2, mode=mode, jit=False), rtol=1e-6)
