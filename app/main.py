@@ -1,4 +1,4 @@
-"""Entry point: ``convscope [--image PATH] [--pipeline FILE] [--screenshot OUT.png --size WxH]``.
+"""Entry point: ``convscope [PHOTO] [--pipeline FILE] [--screenshot OUT.png --size WxH]``.
 
 With ``--screenshot`` the window is rendered offscreen once the pipeline result is on
 screen, saved as PNG, and the program exits (for docs, bug reports and tests).
@@ -22,12 +22,23 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(prog="convscope", description="See convolution and pooling.")
-    ap.add_argument("image_pos", nargs="?", help=argparse.SUPPRESS)
-    ap.add_argument("--image", help="image to open (default: a bundled sample photo)")
-    ap.add_argument("--pipeline", help="pipeline JSON to load")
+    from convscope import __version__
+
+    ap = argparse.ArgumentParser(
+        prog="convscope",
+        description="See convolution and pooling: open a photo or a matrix of numbers, "
+                    "edit a pipeline of convolution, activation and pooling stages, and "
+                    "explain any output pixel.",
+        epilog="Without PHOTO, the photo (and pipeline) of the last session is opened, "
+               "or a bundled sample photo on the first start.")
+    ap.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    ap.add_argument("image_pos", nargs="?", metavar="PHOTO",
+                    help="image (any format Pillow reads) or matrix (.csv, .txt, .npy) "
+                         "to open")
+    ap.add_argument("--image", metavar="PHOTO", help="the same as PHOTO")
+    ap.add_argument("--pipeline", metavar="FILE.json", help="pipeline JSON to load")
     ap.add_argument("--screenshot", metavar="OUT.png", help="render offscreen, save, exit")
-    ap.add_argument("--size", type=_size, default=(1280, 800), help="window size WxH")
+    ap.add_argument("--size", type=_size, default=(1280, 800), help="window size WxH (default: 1280x800)")
     ap.add_argument("--view", choices=["main", "train", "inspect"], default=None,
                     help="which view to show (default: the one open at the last quit)")
     ap.add_argument("--model", help="trained model (.npz) for the train/inspect views")

@@ -362,13 +362,14 @@ def _pool_kernel(dtype: np.dtype):
     return fn
 
 
-def pool_ready(dtype) -> bool:
+def pool_ready(dtype, work: int | None = None) -> bool:
     """Whether :mod:`core.pool` can use the compiled pooling loop for ``dtype`` now
     (as :func:`ready` for the convolution loop)."""
     if not _enabled:
         return False
     dtype = np.dtype(dtype)
-    if _loading and dtype not in _pool_kernels:
+    if (_loading or (work is not None and work < LOAD_MIN_WORK)) \
+            and dtype not in _pool_kernels:
         return False
     try:
         _pool_kernel(dtype)
@@ -388,15 +389,23 @@ def pool_rows(x, out, div_r, div_c, C, op, kernel, stride, dilation, pad, n0, n1
                             r0, r1)
 
 
-def ready(dtype) -> bool:
+#: below this much work (multiply-adds, or input cells for pooling) a loop that is not
+#: loaded yet is not loaded for it: loading from numba's cache takes 0.5-1 s, the numpy
+#: paths do such work in milliseconds (a 5x5 worked example in a script or in
+#: ``convscope-run`` took 1.5 s before)
+LOAD_MIN_WORK = 4_000_000
+
+
+def ready(dtype, work: int | None = None) -> bool:
     """Whether :mod:`core.conv` can use the loop for ``dtype`` now: enabled, and compiled
-    (this compiles it on first use). If numba fails to compile it, the loop is switched
-    off for the rest of the process with a ``RuntimeWarning``, and the numpy paths
-    take over."""
+    (this compiles it on first use, unless ``work`` is below :data:`LOAD_MIN_WORK`).
+    If numba fails to compile it, the loop is switched off for the rest of the process
+    with a ``RuntimeWarning``, and the numpy paths take over."""
     if not _enabled:
         return False
-    if _loading and np.dtype(dtype) not in _kernels:
-        return False  # being compiled or loaded in the background: numpy meanwhile
+    if (_loading or (work is not None and work < LOAD_MIN_WORK)) \
+            and np.dtype(dtype) not in _kernels:
+        return False  # being loaded in the background, or too little work: numpy
     try:
         _kernel(np.dtype(dtype))
     except Exception as exc:  # noqa: BLE001 - any compiler failure: fall back to numpy

@@ -324,7 +324,8 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
     if method == "auto":
         # a low-rank kernel (a 15x15 Gaussian) is cheapest as 1-D passes, even when large
         method = "direct" if factors is not None else _auto_method(x4, w, groups, wo)
-    if method == "direct" and factors is None and _jit.ready(dtype):
+    if method == "direct" and factors is None and _jit.ready(
+            dtype, x4.shape[0] * f * ho * wo * kh * kw * (c // groups)):
         y = _conv_jit(x4, w, b, pads, padding_mode, cval, ho, wo, stride, dilation, groups)
         return y[0] if squeeze else y
     if method == "direct" and (factors is not None or rows_ok):

@@ -126,8 +126,9 @@ def _remove_stale_staging(folder: str) -> None:
 def _move_into_place(staging: str, folder: str, names: list[str]) -> None:
     """Rename ``staging/name`` over ``folder/name`` for every name, all or none.
 
-    Files they replace are first moved aside into ``staging``; if any rename fails,
-    what was placed is removed and what was moved aside is put back. Raises OSError
+    Files they replace are first moved aside into ``staging``; if any rename fails (or
+    the process is stopped halfway: KeyboardInterrupt, or a signal turned into an
+    exception), what was placed is removed and what was moved aside is put back. Raises OSError
     naming the file in ``folder``.
     """
     for name in names:  # before touching anything: a folder in the way cannot be replaced
@@ -146,7 +147,7 @@ def _move_into_place(staging: str, folder: str, names: list[str]) -> None:
                 moved.append(name)
             os.replace(os.path.join(staging, name), dst)
             placed.append(name)
-    except OSError as exc:
+    except BaseException as exc:  # an OSError, or a stop (Ctrl-C, SIGTERM) halfway
         for name in placed:
             try:
                 os.remove(os.path.join(folder, name))
@@ -157,6 +158,8 @@ def _move_into_place(staging: str, folder: str, names: list[str]) -> None:
                 os.replace(os.path.join(aside, name), os.path.join(folder, name))
             except OSError:
                 pass
+        if not isinstance(exc, OSError):
+            raise
         target = os.path.join(folder, names[len(placed)]) if len(placed) < len(names) else folder
         raise type(exc)(exc.errno, exc.strerror, target) from None
 

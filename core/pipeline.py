@@ -847,11 +847,15 @@ def _per_channel_maps(st) -> int:
 def load_pipeline(source) -> Pipeline:
     """Read a pipeline from a path or a JSON string/bytes.
 
+    A ``str`` is JSON text when it starts with ``{`` and no file of that name exists;
+    an ``os.PathLike`` is always a path (a file named ``{edges}.json`` is read).
+
     Raises :class:`PipelineFileError` naming the file and what is wrong (bad JSON
     with its line and column, wrong format or version, a bad stage or field).
     """
     name = "<text>"
-    if isinstance(source, (str, os.PathLike)) and not str(source).lstrip().startswith("{"):
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and (
+            not source.lstrip().startswith("{") or os.path.isfile(source))):
         name = os.fspath(source)
         try:
             with open(name, "rb") as fh:

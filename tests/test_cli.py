@@ -277,3 +277,272 @@ def test_unwritable_sheet_exits_2_and_keeps_the_old_one(rgb_png, tmp_path, capsy
     save_pipeline(pfile, pipe)
     assert main([str(rgb_png), "--pipeline", str(pfile), "--sheet", str(sheet)]) == 2
     assert sheet.read_bytes() == b"earlier sheet"
+
+
+# ------------------------------------------------------------------ numbers, examples
+
+REFERENCE_5X5 = [[105, 102, 100, 97, 96], [103, 99, 103, 101, 102], [101, 98, 104, 102, 100],
+                 [99, 101, 106, 104, 99], [104, 104, 104, 100, 98]]
+
+
+@pytest.fixture
+def sharpen_json(tmp_path):
+    pipe = Pipeline([ConvStage([Kernel([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], name="sharpen")],
+                               padding=1)])
+    path = tmp_path / "sharpen.json"
+    save_pipeline(path, pipe)
+    return path
+
+
+@pytest.mark.parametrize("ext", [".csv", ".txt", ".npy"])
+def test_a_matrix_input_keeps_its_numbers(tmp_path, sharpen_json, capsys, ext):
+    """REFERENCE.md: the 5x5 image, sharpen, zero padding 1 -> top-left output 320."""
+    src = tmp_path / f"grid{ext}"
+    if ext == ".npy":
+        np.save(src, np.array(REFERENCE_5X5, np.float64))
+    else:
+        sep = "," if ext == ".csv" else " "
+        src.write_text("\n".join(sep.join(str(v) for v in row) for row in REFERENCE_5X5))
+    out = tmp_path / "out"
+    assert main([str(src), "--pipeline", str(sharpen_json), "--out", str(out)]) == 0
+    assert "matrix, 1 channel(s), 5x5" in capsys.readouterr().out
+    doc, maps = _index(out)
+    np.testing.assert_array_equal(np.load(out / maps[0]["npy"]), REFERENCE_5X5)
+    stage = np.load(out / maps[1]["npy"])
+    assert stage.shape == (5, 5) and stage[0, 0] == 320
+
+
+def test_a_malformed_matrix_exits_2_naming_file_row_and_column(tmp_path, capsys):
+    src = tmp_path / "bad.csv"
+    src.write_text("1,2,3\n4,x,6\n")
+    assert main([str(src), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.csv" in err and "row 2" in err and "column 2" in err and "'x'" in err
+    assert not (tmp_path / "out").exists()  # the folder made for it is gone again
+
+
+def test_example_list_and_unknown_example(capsys):
+    assert main(["--example", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "sharpen" in listed and "max-pool-8x8" in listed and "dilation" in listed
+    assert main(["--example", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "no example 'nope'" in err and "sharpen" in err
+
+
+def test_an_example_runs_with_its_own_pipeline(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["--example", "output-size", "--out", str(out)]) == 0
+    doc, maps = _index(out)
+    assert maps[-1]["shape"] == [86, 86] and doc["image"] == "example:output-size"
+    assert main(["--example", "max-pool-8x8", "--out", str(out)]) == 0
+    doc, maps = _index(out)
+    assert maps[-1]["shape"] == [4, 4]
+
+
+def test_input_and_example_are_exclusive(rgb_png, tmp_path, capsys):
+    for argv in ([str(rgb_png), "--example", "sharpen", "--out", str(tmp_path / "o")],
+                 ["--out", str(tmp_path / "o")]):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 2
+        assert "give INPUT (a photo or a matrix file) or --example NAME" in \
+            capsys.readouterr().err
+
+
+def test_a_pipeline_file_whose_name_starts_with_a_brace(rgb_png, tmp_path, sharpen_json):
+    """Review: a --pipeline path starting with '{' was parsed as JSON text."""
+    odd = tmp_path / "{edges}.json"
+    odd.write_bytes(sharpen_json.read_bytes())
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert main([str(rgb_png), "--pipeline", "{edges}.json", "--out", "o"]) == 0
+    finally:
+        os.chdir(old)
+    doc, maps = _index(tmp_path / "o")
+    assert doc["pipeline"]["stages"][0]["kernels"][0]["name"] == "sharpen"
+
+
+# ------------------------------------------------------------------------ --animate
+
+
+def test_animate_writes_one_frame_per_output_cell(tmp_path, capsys):
+    from convscope.core.animate import render_step, steps
+    from convscope.core.examples import example, load_input
+
+    gif, apng = tmp_path / "s.gif", tmp_path / "s.png"
+    assert main(["--example", "sharpen", "--animate", "1", "--out", str(gif)]) == 0
+    assert "output cells 1..25, 25 frame(s) of 960x540" in capsys.readouterr().out
+    with Image.open(gif) as im:
+        assert im.format == "GIF" and im.n_frames == 25 and im.size == (960, 540)
+    assert main(["--example", "sharpen", "--animate", "1", "--cells", "2", "--step",
+                 "product", "--size", "640x360", "--fps", "4", "--out", str(apng)]) == 0
+    ex = example("sharpen")
+    res = run(load_input(ex), ex.pipeline)
+    want = [render_step(res, s, (640, 360)) for s in steps(res, 0, 0, granularity="tap",
+                                                          cells=2)]
+    assert len(want) == 2 * 10      # 9 products and the bias, per cell
+    with Image.open(apng) as im:
+        assert im.format == "PNG" and im.n_frames == 20 and im.info.get("duration") == 250
+        for k in (0, 9, 19):
+            im.seek(k)
+            np.testing.assert_array_equal(np.asarray(im.convert("RGB")), np.asarray(want[k]))
+
+
+def test_animate_a_photo_stops_at_the_default_cell_count(rgb_png, tmp_path, capsys):
+    from convscope.core.cli import DEFAULT_ANIMATION_CELLS
+    out = tmp_path / "p.gif"
+    assert main([str(rgb_png), "--animate", "3", "--map", "2", "--size", "320x180",
+                 "--out", str(out)]) == 0       # stage 3: the 2x2 max pool, 8x6 cells
+    assert "output cells 1..48, 48 frame(s)" in capsys.readouterr().out
+    big = tmp_path / "big.png"
+    Image.fromarray(np.zeros((40, 30, 3), np.uint8)).save(big)
+    assert main([str(big), "--animate", "1", "--size", "320x180", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"output cells 1..{DEFAULT_ANIMATION_CELLS} (of 1,200; --cells N for more)" \
+        in printed
+    with Image.open(out) as im:
+        assert im.n_frames == DEFAULT_ANIMATION_CELLS
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--animate", "2"], "stage 2 is an activation"),
+    (["--animate", "9"], "--animate 9: the pipeline has 3 stage(s)"),
+    (["--animate", "1", "--map", "4"], "stage 1 has 3 map(s); map 4 does not exist"),
+    (["--animate", "1", "--cells", "100", "--size", "3840x2160"],
+     "would need 2.3 GiB of memory"),
+])
+def test_animate_refuses_what_it_cannot_animate(rgb_png, tmp_path, capsys, argv, message):
+    out = tmp_path / "a.gif"
+    assert main([str(rgb_png), *argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("name, message", [
+    ("a.jpg", "saved as .gif or .png (APNG), not .jpg"),
+    ("missing/a.gif", "does not exist"),
+    ("folder.gif", "a folder of that name is in the way"),
+])
+def test_animate_checks_its_file_before_computing(rgb_png, tmp_path, capsys, name, message):
+    (tmp_path / "folder.gif").mkdir()
+    assert main([str(rgb_png), "--animate", "1", "--out", str(tmp_path / name)]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and captured.out == ""   # refused before running
+
+
+def test_animate_needs_out(rgb_png, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([str(rgb_png), "--animate", "1"])
+    assert info.value.code == 2 and "--animate needs --out" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------- stops, pipes, early checks
+
+
+def test_unwritable_out_is_refused_before_computing(rgb_png, tmp_path, capsys):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    assert main([str(rgb_png), "--out", str(blocker / "out")]) == 2
+    captured = capsys.readouterr()
+    assert "cannot write the maps to" in captured.err and captured.out == ""
+    assert main([str(rgb_png), "--sheet", str(blocker / "s.png")]) == 2
+    captured = capsys.readouterr()
+    assert "cannot write the sheet to" in captured.err and captured.out == ""
+
+
+def _earlier_export(rgb_png, out):
+    assert main([str(rgb_png), "--out", str(out)]) == 0
+    return {p.name: p.read_bytes() for p in out.iterdir()}
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm", "sighup"])
+def test_a_stop_while_writing_leaves_the_earlier_export(rgb_png, tmp_path, capsys,
+                                                        monkeypatch, how):
+    """Review: SIGTERM or SIGHUP left ~0.5 GB staging folders in --out; Ctrl-C printed a
+    traceback. Now every stop removes what was staged and exits 130 / 128 + signal."""
+    import signal
+
+    from convscope.core import export as export_module
+    out = tmp_path / "out"
+    before = _earlier_export(rgb_png, out)
+    capsys.readouterr()
+    real = export_module.save_npy
+    written = []
+
+    def stop_after_three(path, arr):
+        real(path, arr)
+        written.append(path)
+        if len(written) == 3:
+            if how == "ctrl-c":
+                raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGTERM if how == "sigterm" else signal.SIGHUP)
+
+    monkeypatch.setattr(export_module, "save_npy", stop_after_three)
+    pipe = Pipeline([ConvStage([Kernel(np.ones((3, 3)))], padding=1)])
+    pfile = tmp_path / "p.json"
+    save_pipeline(pfile, pipe)
+    status = main([str(rgb_png), "--pipeline", str(pfile), "--out", str(out)])
+    want = {"ctrl-c": 130, "sigterm": 128 + signal.SIGTERM, "sighup": 128 + signal.SIGHUP}
+    assert status == want[how] and len(written) == 3
+    err = capsys.readouterr().err
+    assert "stopped" in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no staging left
+    # the handlers are put back
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_stop_while_moving_files_into_place_puts_the_old_ones_back(rgb_png, tmp_path,
+                                                                     monkeypatch):
+    from convscope.core import export as export_module
+    out = tmp_path / "out"
+    before = _earlier_export(rgb_png, out)
+    real = os.replace
+    moves = []
+
+    def interrupted(src, dst):
+        if os.path.dirname(os.fspath(dst)) == str(out):   # moving into place (or aside)
+            moves.append(dst)
+            if len(moves) == 9:    # the input maps (6 files) are the same in both
+                raise KeyboardInterrupt
+        real(src, dst)
+
+    pipe = Pipeline([ConvStage([Kernel(np.ones((3, 3)))], padding=1), ActivationStage("relu"),
+                     PoolStage("max", 2)])     # the same file names, other contents
+    pfile = tmp_path / "p.json"
+    save_pipeline(pfile, pipe)
+    monkeypatch.setattr(export_module.os, "replace", interrupted)
+    assert main([str(rgb_png), "--pipeline", str(pfile), "--out", str(out)]) == 130
+    monkeypatch.setattr(export_module.os, "replace", real)
+    assert len(moves) > 9      # 8 placed, then put back
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_closed_stdout_does_not_stop_the_export(rgb_png, tmp_path):
+    """Review: `convscope-run ... | head -1` gave a BrokenPipeError and exported nothing."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "convscope.core.cli", str(rgb_png),
+                             "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=tmp_path)
+    first = proc.stdout.readline()
+    proc.stdout.close()                       # as `head -1` does
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=120) == 0, err
+    assert first.startswith(b"input: ") and "Traceback" not in err and "Broken" not in err
+    doc, maps = _index(out)
+    assert len(maps) == 12
+
+
+def test_version_and_help(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.startswith("convscope-run ")
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "INPUT" in text and "--animate STAGE" in text and "(default: 960x540)" in text
+    assert "``" not in text and "docs/pipeline-format.md" in text

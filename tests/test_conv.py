@@ -1297,6 +1297,7 @@ def test_jit_work_items_match_naive(monkeypatch, forced):
     few rows, groups of whole images, and both threads; random geometry, groups, modes,
     layouts (planar, channels-last, strided views) and both float dtypes."""
     monkeypatch.setattr(_jit, "_enabled", True)
+    monkeypatch.setattr(_jit, "LOAD_MIN_WORK", 0)  # small cases load it too
     calls = spy(monkeypatch, "_conv_jit", lambda a: 1)
     if forced == "row_blocks":
         monkeypatch.setattr(conv_module, "_JIT_ITEM_WORK", 0)
@@ -1355,6 +1356,7 @@ def test_jit_method_choice(monkeypatch):
     15x15 is 3x faster direct than by FFT), and only cheap low-rank kernels keep the 1-D
     passes; many filters still go to gemm."""
     monkeypatch.setattr(_jit, "_enabled", True)
+    monkeypatch.setattr(_jit, "LOAD_MIN_WORK", 0)  # small cases load it too
     rng = np.random.default_rng(4)
     x = rng.random((1, 3, 40, 40)).astype(np.float32)
     full = rng.standard_normal((3, 1, 31, 31))
@@ -1389,6 +1391,7 @@ def test_jit_compile_failure_falls_back_to_numpy(monkeypatch):
     """If numba cannot compile the loop (a broken install), conv2d warns once, switches
     the loop off and still returns the right result from the numpy paths."""
     monkeypatch.setattr(_jit, "_enabled", True)
+    monkeypatch.setattr(_jit, "LOAD_MIN_WORK", 0)  # small cases load it too
     monkeypatch.setattr(_jit, "_kernels", {})
 
     def broken(*args, **kwargs):
@@ -1420,3 +1423,25 @@ def test_read_only_and_broadcast_inputs(method):
                            b.astype(np.float64), groups=3, padding=1, padding_mode="reflect")
         got = conv2d(xin, w, b, groups=3, padding=1, padding_mode="reflect", method=method)
         np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+
+
+@needs_jit
+@pytest.mark.numpy_paths  # switches the engine itself
+def test_small_work_does_not_load_the_compiled_loop(monkeypatch):
+    """A 5x5 worked example in a script or in convscope-run waited 0.5-1.5 s for numba's
+    cache to load; work below LOAD_MIN_WORK uses the numpy paths unless the loop is
+    already loaded (then it is used, as in the app after its background warm-up)."""
+    monkeypatch.setattr(_jit, "_enabled", True)
+    monkeypatch.setattr(_jit, "_kernels", {})
+    calls = spy(monkeypatch, "_conv_jit", lambda a: 1)
+    x = np.arange(25, dtype=np.float32).reshape(1, 1, 5, 5)
+    w = np.ones((1, 1, 3, 3), np.float32)
+    small = conv2d(x, w, method="direct", padding=1)
+    assert calls == [] and _jit._kernels == {}
+    big = np.random.default_rng(0).random((1, 1, 700, 700), dtype=np.float32)
+    conv2d(big, w, method="direct")           # 700*700*9 > LOAD_MIN_WORK: loads it
+    assert len(calls) == 1 and np.dtype(np.float32) in _jit._kernels
+    again = conv2d(x, w, method="direct", padding=1)  # loaded now: used for small work
+    assert len(calls) == 2
+    np.testing.assert_array_equal(small, again)
+    assert small[0, 0, 0, 0] == 0 + 1 + 5 + 6

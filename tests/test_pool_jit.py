@@ -12,8 +12,9 @@ pytestmark = pytest.mark.skipif(not _jit.available(), reason="numba is not insta
 
 
 @pytest.fixture
-def engines():
+def engines(monkeypatch):
     old = _jit.enabled()
+    monkeypatch.setattr(_jit, "LOAD_MIN_WORK", 0)  # these small cases load the loop too
 
     def run(*args, jit, **kw):
         _jit.set_enabled(jit)
@@ -70,3 +71,25 @@ def test_large_inputs_split_across_threads_give_the_same_maps(engines):
     for mode in ("max", "avg"):
         np.testing.assert_allclose(engines(x, 3, 2, mode=mode, jit=True),
                                    engines(x, 3, 2, mode=mode, jit=False), rtol=1e-6)
+
+
+def test_small_pooling_does_not_load_the_loop_but_uses_it_once_loaded(monkeypatch):
+    """Below LOAD_MIN_WORK input cells a loop that is not loaded is not loaded for it
+    (numba's cache takes 0.5-1 s to load); once loaded it is used for any size."""
+    from convscope.core import pool as pool_module
+    monkeypatch.setattr(_jit, "_enabled", True)
+    monkeypatch.setattr(_jit, "_pool_kernels", {})
+    taken = []
+    real = pool_module._pool_jit
+    monkeypatch.setattr(pool_module, "_pool_jit",
+                        lambda *a, **k: taken.append(r := real(*a, **k)) or r)
+    x = np.arange(64, dtype=np.float32).reshape(1, 1, 8, 8)
+    small = pool2d(x, 2, mode="max")
+    assert taken == [None] and _jit._pool_kernels == {}
+    pool2d(np.zeros((1, 3, 1200, 1200), np.float32), 2, mode="max")
+    assert taken[-1] is not None and np.dtype(np.float32) in _jit._pool_kernels
+    again = pool2d(x, 2, mode="max")
+    assert taken[-1] is not None
+    np.testing.assert_array_equal(small, again)
+    np.testing.assert_array_equal(small[0, 0], [[9, 11, 13, 15], [25, 27, 29, 31],
+                                               [41, 43, 45, 47], [57, 59, 61, 63]])
