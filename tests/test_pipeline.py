@@ -919,3 +919,26 @@ def test_an_empty_output_names_the_field_that_can_fix_it():
     assert "spans 13 cells, the padded input has 10" in str(err)
     err = run(img, Pipeline([PoolStage("max", 3, dilation=6)])).error
     assert err.field == "dilation"
+
+
+def test_the_documented_format_example_loads_and_computes_320():
+    """docs/pipeline-format.md's example is a valid file that gives REFERENCE's 320, and
+    the document names every field the reader accepts."""
+    import re
+    from pathlib import Path
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "pipeline-format.md").read_text()
+    block = re.search(r"```json\n(.*?)```", doc, re.S).group(1)
+    pipe = load_pipeline(block)
+    ref = np.array([[105, 102, 100, 97, 96], [103, 99, 103, 101, 102], [101, 98, 104, 102, 100],
+                    [99, 101, 106, 104, 99], [104, 104, 104, 100, 98]], np.float32)
+    res = run(ref[:, :, None], pipe)
+    assert res.error is None and res.stages[0].maps[0, 0, 0] == 320
+    assert res.stages[2].maps.shape == (1, 2, 2)
+    for field_name in ("format", "version", "stages", "kernels", "mode", "stride", "padding",
+                       "padding_mode", "cval", "dilation", "weights", "name", "bias",
+                       "divisor", "flip", "function", "alpha", "kernel_size", "ceil_mode",
+                       "count_include_pad"):
+        assert f"`{field_name}`" in doc, field_name
+    for value in (*pl.ACTIVATIONS, "per_channel", "sum", "zeros", "constant", "reflect",
+                  "replicate", "circular", "max", "avg", "min", "l2", "valid", "same", "full"):
+        assert f'"{value}"' in doc, value
