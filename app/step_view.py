@@ -14,7 +14,8 @@ import threading
 
 from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QImage, QPixmap
-from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel,
+from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog,
+                             QFormLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
                              QPushButton, QSizePolicy, QSlider, QSpinBox, QStyle,
                              QVBoxLayout, QWidget)
 
@@ -24,6 +25,10 @@ from ..core.animate import (AnimationError, count_steps, render_step, save_anima
 #: the animation file's frame size and the most cells it holds by default
 FILE_SIZE = (960, 540)
 FILE_MAX_CELLS = 200
+#: frame sizes the save dialog offers (16:9; the frames are drawn for it, not scaled)
+FILE_SIZES = [(640, 360), (960, 540), (1280, 720), (1920, 1080)]
+#: frames are held in memory before they are encoded: at most this many bytes
+FILE_MAX_BYTES = 1 << 30
 
 
 def to_qimage(img) -> QImage:
@@ -38,6 +43,7 @@ class StepView(QWidget):
     stepChanged = pyqtSignal(int, int, int, int)   # level, map, row, col of the cell
     saved = pyqtSignal(str)
     failed = pyqtSignal(str)
+    saveProgress = pyqtSignal(int, int)            # frames drawn, frames in all
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -93,6 +99,23 @@ class StepView(QWidget):
                   self.save_button):
             row.addWidget(w)
         lay.addLayout(row)
+        self.save_row = QWidget()             # shown while an animation file is written
+        srow = QHBoxLayout(self.save_row)
+        srow.setContentsMargins(0, 0, 0, 0)
+        self.save_label = QLabel("Saving the animation:")
+        self.save_progress = QProgressBar()
+        self.save_progress.setFormat("frame %v of %m")
+        self.save_stop = QPushButton("Stop")
+        self.save_stop.setToolTip("Stop saving; nothing is written")
+        self.save_stop.clicked.connect(self.stop_saving)
+        srow.addWidget(self.save_label)
+        srow.addWidget(self.save_progress, 1)
+        srow.addWidget(self.save_stop)
+        self.save_row.hide()
+        lay.addWidget(self.save_row)
+        self.saveProgress.connect(self._on_save_progress)
+        self.saved.connect(lambda _: self.save_row.hide())
+        self.failed.connect(lambda _: self.save_row.hide())
         self.timer = QTimer(self)
         self.timer.timeout.connect(self._tick)
         self.back_button.clicked.connect(lambda: self.go(self.index - 1))
@@ -107,6 +130,7 @@ class StepView(QWidget):
         self._set_speed(self.speed.value())
         self._enable(False)
         self._save_thread: threading.Thread | None = None
+        self._save_stop = threading.Event()
 
     # ------------------------------------------------------------------ target
     def _enable(self, on: bool):
@@ -250,29 +274,68 @@ class StepView(QWidget):
 
     # ------------------------------------------------------------------ files
     def save_dialog(self):
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Save animation", "", "Animated GIF (*.gif);;Animated PNG (*.png)")
-        if path:
-            if not path.lower().endswith((".gif", ".png", ".apng")):
-                path += ".gif"
-            self.save(path)
+        """Ask for the file, frame size, speed, cells and steps, then save (in the
+        background, with progress and Stop)."""
+        if self.result is None or self.saving():
+            return
+        start = self.cell_of(self.index)
+        cells_left = count_steps(self.result, self.level, self.map_index) - start
+        dlg = AnimationDialog(self, cells_left=cells_left, start=start,
+                              fps=self.speed.value(), per_product=self._steps_per_cell > 1)
+        if dlg.exec() == QDialog.DialogCode.Accepted:
+            o = dlg.options()
+            self.save(o["path"], cells=o["cells"], size=o["size"], fps=o["fps"],
+                      per_product=o["per_product"])
+
+    def saving(self) -> bool:
+        return self._save_thread is not None and self._save_thread.is_alive()
+
+    def stop_saving(self) -> None:
+        self._save_stop.set()
+
+    def _on_save_progress(self, done: int, total: int):
+        if self.saving():
+            self.save_row.show()
+        self.save_progress.setRange(0, max(1, total))
+        self.save_progress.setValue(done)
 
     def save(self, path: str, *, cells: int = FILE_MAX_CELLS, size=FILE_SIZE,
+             fps: float | None = None, per_product: bool | None = None,
              wait: bool = False) -> None:
         """Write the steps from the current cell on (at most ``cells`` cells) in the
-        background; ``saved``/``failed`` report."""
-        if self.result is None:
+        background; ``saveProgress`` reports frames drawn, ``saved``/``failed`` the end
+        (a stop is reported as ``failed`` with nothing written)."""
+        if self.result is None or self.saving():
             return
         res, level, m = self.result, self.level, self.map_index
         start = self.cell_of(self.index)
-        gran = "tap" if self._steps_per_cell > 1 else "cell"
-        ms = int(1000 / max(1, self.speed.value()))
+        if per_product is None:
+            per_product = self._steps_per_cell > 1
+        gran = "tap" if per_product else "cell"
+        ms = max(20, round(1000 / max(0.1, fps if fps is not None else self.speed.value())))
+        total = count_steps(res, level, m, granularity=gran, cells=cells + start) - \
+            count_steps(res, level, m, granularity=gran, cells=start)
+        need = total * size[0] * size[1] * 3
+        if need > FILE_MAX_BYTES:
+            self.failed.emit(f"The animation was not saved: {total} frames of "
+                             f"{size[0]}x{size[1]} would need {need / 2**30:.1f} GiB of "
+                             f"memory; choose fewer cells or a smaller frame size")
+            return
+        stop = self._save_stop = threading.Event()
 
         def job():
             try:
-                frames = [render_step(res, s, size)
-                          for s in steps(res, level, m, granularity=gran, start=start,
-                                         cells=cells)]
+                frames = []
+                for k, s in enumerate(steps(res, level, m, granularity=gran, start=start,
+                                            cells=cells)):
+                    if stop.is_set():
+                        self.failed.emit("The animation was not saved: stopped (nothing "
+                                         "was written)")
+                        return
+                    frames.append(render_step(res, s, size))
+                    if k % 5 == 0:
+                        self.saveProgress.emit(k + 1, total)
+                self.saveProgress.emit(total, total)
                 save_animation(frames, path, ms_per_frame=ms)
             except (AnimationError, OSError, MemoryError) as exc:
                 self.failed.emit(f"The animation was not saved: {exc}")
@@ -280,6 +343,87 @@ class StepView(QWidget):
             self.saved.emit(path)
 
         self._save_thread = threading.Thread(target=job, daemon=True, name="convscope-gif")
+        self.save_progress.setRange(0, max(1, total))
+        self.save_progress.setValue(0)
+        self.save_row.show()
         self._save_thread.start()
         if wait:
             self._save_thread.join()
+
+
+class AnimationDialog(QDialog):
+    """File, frame size, speed, number of cells and steps of an animation file."""
+
+    def __init__(self, parent=None, *, cells_left: int, start: int, fps: int,
+                 per_product: bool):
+        super().__init__(parent)
+        self.setWindowTitle("Save animation")
+        form = QFormLayout(self)
+        row = QHBoxLayout()
+        self.path = QLineEdit()
+        self.path.setPlaceholderText("animation.gif")
+        self.path.setMinimumWidth(280)
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        row.addWidget(self.path, 1)
+        row.addWidget(browse)
+        form.addRow("File (.gif or .png):", row)
+        self.size = QComboBox()
+        for w, h in FILE_SIZES:
+            self.size.addItem(f"{w} x {h}", (w, h))
+        self.size.setCurrentIndex(FILE_SIZES.index(FILE_SIZE))
+        form.addRow("Frame size:", self.size)
+        self.fps = QSpinBox()
+        self.fps.setRange(1, 50)
+        self.fps.setValue(max(1, min(50, int(fps))))
+        self.fps.setSuffix(" steps/s")
+        form.addRow("Speed:", self.fps)
+        self.cells = QSpinBox()
+        self.cells.setRange(1, max(1, cells_left))
+        self.cells.setValue(max(1, min(cells_left, FILE_MAX_CELLS)))
+        self.cells.setSuffix(f" of {cells_left:,}")
+        form.addRow(f"Output cells from cell {start + 1}:", self.cells)
+        self.steps = QComboBox()
+        self.steps.addItems(["one frame per output cell", "one frame per product"])
+        self.steps.setCurrentIndex(1 if per_product else 0)
+        form.addRow("Steps:", self.steps)
+        self.error = QLabel("")
+        self.error.setStyleSheet("color: #b00020")
+        self.error.setWordWrap(True)
+        form.addRow(self.error)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save |
+                                   QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self._accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def _browse(self):
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save animation", self.path.text(),
+            "Animated GIF (*.gif);;Animated PNG (*.png)")
+        if path:
+            self.path.setText(path)
+
+    def options(self) -> dict:
+        path = self.path.text().strip()
+        if path and not path.lower().endswith((".gif", ".png", ".apng")):
+            path += ".gif"
+        return {"path": path, "size": self.size.currentData(), "fps": self.fps.value(),
+                "cells": self.cells.value(), "per_product": self.steps.currentIndex() == 1}
+
+    def _accept(self):
+        import os
+        path = self.options()["path"]
+        folder = os.path.dirname(os.path.abspath(path)) if path else ""
+        if not path:
+            self.error.setText("Choose a file name (Browse…).")
+        elif os.path.isdir(path):
+            self.error.setText(f"'{path}' is a folder.")
+        elif not os.path.isdir(folder):
+            self.error.setText(f"The folder '{folder}' does not exist.")
+        elif not os.access(folder, os.W_OK):
+            self.error.setText(f"The folder '{folder}' cannot be written.")
+        else:
+            self.accept()
+            return
+        self.path.setFocus()

@@ -987,6 +987,18 @@ class MainWindow(QMainWindow):
                 ev.ignore()
                 return
             self.train_view.stop_training(wait=True)
+        if self.step_view.saving():
+            answer = QMessageBox.question(
+                self, "An animation is being saved",
+                "The step-through is being saved as an animation. Stop it and quit?\n"
+                "Nothing is written then.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No)
+            if answer != QMessageBox.StandardButton.Yes:
+                ev.ignore()
+                return
+            self.step_view.stop_saving()
+            self.step_view._save_thread.join(timeout=60)
         if self._exporting:
             # the export writes to a staging folder: let it finish rather than leave one
             self.statusBar().showMessage("Waiting for the export to finish before quitting…")

@@ -77,3 +77,74 @@ def test_the_step_through_is_saved_as_an_animation(win, qtbot, tmp_path):
         win.step_view.save(str(path), cells=16, size=(480, 270))
     with Image.open(path) as im:
         assert im.n_frames == 16 and im.size == (480, 270)
+
+
+def test_the_save_dialog_chooses_size_speed_cells_and_steps(win, qtbot, tmp_path,
+                                                             monkeypatch):
+    """Issue 14: frame size and speed are chosen in the dialog; the file is checked
+    there (the error stays in the dialog with the typed name)."""
+    from PyQt6.QtWidgets import QDialog
+
+    from convscope.app import step_view as sv_module
+    with qtbot.waitSignal(win.resultShown, timeout=TIMEOUT):
+        win.open_example("sharpen")
+    sv = win.step_view
+    sv.go(2)                                          # from the third cell on
+    seen = {}
+
+    def fake_exec(dlg):
+        seen["cells_max"] = dlg.cells.maximum()
+        dlg.path.setText(str(tmp_path / "missing" / "a.gif"))
+        dlg._accept()
+        seen["error"] = dlg.error.text()
+        assert dlg.result() != QDialog.DialogCode.Accepted
+        dlg.path.setText(str(tmp_path / "sharpen"))    # no suffix: .gif is added
+        dlg.size.setCurrentIndex(0)                   # 640 x 360
+        dlg.fps.setValue(5)
+        dlg.cells.setValue(3)
+        dlg.steps.setCurrentIndex(1)                  # per product
+        dlg._accept()
+        return dlg.result()
+
+    monkeypatch.setattr(sv_module.AnimationDialog, "exec", fake_exec)
+    progress = []
+    sv.saveProgress.connect(lambda d, t: progress.append((d, t)))
+    with qtbot.waitSignal(sv.saved, timeout=TIMEOUT) as got:
+        sv.save_dialog()
+    assert seen["cells_max"] == 23 and "does not exist" in seen["error"]
+    assert got.args == [str(tmp_path / "sharpen.gif")]
+    with Image.open(tmp_path / "sharpen.gif") as im:
+        assert im.n_frames == 3 * 10 and im.size == (640, 360)
+        assert im.info["duration"] == 200
+    assert progress[-1] == (30, 30)
+    qtbot.waitUntil(lambda: not sv.save_row.isVisible(), timeout=TIMEOUT)
+
+
+def test_saving_an_animation_shows_progress_and_can_be_stopped(win, qtbot, tmp_path,
+                                                               monkeypatch):
+    from convscope.app import step_view as sv_module
+    with qtbot.waitSignal(win.resultShown, timeout=TIMEOUT):
+        win.open_example("output-size")               # 86x86 cells
+    sv = win.step_view
+    real = sv_module.render_step
+    monkeypatch.setattr(sv_module, "render_step",
+                        lambda *a, **k: (__import__("time").sleep(0.05), real(*a, **k))[1])
+    path = tmp_path / "long.gif"
+    with qtbot.waitSignal(sv.failed, timeout=TIMEOUT) as got:
+        sv.save(str(path), cells=200, size=(640, 360))
+        assert sv.save_row.isVisible() and sv.saving()
+        qtbot.waitUntil(lambda: sv.save_progress.value() >= 6, timeout=TIMEOUT)
+        assert sv.save_progress.maximum() == 200
+        sv.save_stop.click()
+    assert "stopped" in got.args[0] and not path.exists()
+    assert list(tmp_path.iterdir()) == []
+    qtbot.waitUntil(lambda: not sv.save_row.isVisible(), timeout=TIMEOUT)
+
+
+def test_an_animation_too_large_for_memory_is_refused_with_the_numbers(win, qtbot, tmp_path):
+    with qtbot.waitSignal(win.resultShown, timeout=TIMEOUT):
+        win.open_example("output-size")
+    with qtbot.waitSignal(win.step_view.failed, timeout=TIMEOUT) as got:
+        win.step_view.save(str(tmp_path / "x.gif"), cells=2000, size=(1920, 1080))
+    assert "2000 frames of 1920x1080 would need 11.6 GiB" in got.args[0]
+    assert not (tmp_path / "x.gif").exists()
