@@ -260,24 +260,33 @@ def render_step(res: PipelineResult, step: Step, size: tuple[int, int] = (960, 5
                                f"{lvl.labels[step.map_index]}", fill=_INK, font=title_f)
     d.text((unit, unit * 2.3), f"output cell row {step.row}, col {step.col}  "
                                f"({step.cell + 1} of {oh * ow})", fill=_MUTED, font=text_f)
-    top = int(unit * 5.6)
-    avail_h = H - top - int(unit * 6.5)
-    # ---- input around the window (left)
-    # as many cells as stay legible (about 26 px each for a number), 5 to 11
-    max_cells = int(np.clip(avail_h // 26, 5, 11))
-    vals, pad, window, _crop_origin, in_name, in_hw, _pads = window_view(res, step, max_cells)
-    rn, cn = vals.shape
-    cell = int(max(12, min(avail_h / rn, (W * 0.36) / cn, unit * 4)))
+    for two_lines in (False, True):
+        top = int(unit * (6.9 if two_lines else 5.6))
+        avail_h = H - top - int(unit * 6.5)
+        # ---- input around the window (left)
+        # as many cells as stay legible (about 26 px each for a number), 5 to 11
+        max_cells = int(np.clip(avail_h // 26, 5, 11))
+        vals, pad, window, _crop_origin, in_name, in_hw, _pads = \
+            window_view(res, step, max_cells)
+        rn, cn = vals.shape
+        cell = int(max(12, min(avail_h / rn, (W * 0.36) / cn, unit * 4)))
+        in_label = f"input {in_name} ({in_hw[0]}x{in_hw[1]})"
+        in_note = "window + padding" if pad.any() else "window"
+        if two_lines or _text_w(d, f"{in_label}, {in_note}", text_f) <= cn * cell + unit * 1.5:
+            break
     fin = vals[~pad & np.isfinite(vals)] if (~pad).any() else vals[np.isfinite(vals)]
     lo, hi = (float(fin.min()), float(fin.max())) if fin.size else (0.0, 1.0)
     cell_f = _font(min(unit, cell * 0.3))
     x_in = unit
-    d.text((x_in, top - unit * 1.4), f"input {in_name} ({in_hw[0]}x{in_hw[1]}), "
-                                     f"window{' + padding' if pad.any() else ''}",
-           fill=_INK, font=text_f)
+    if not two_lines:
+        d.text((x_in, top - unit * 1.4), f"{in_label}, {in_note}", fill=_INK, font=text_f)
+    else:  # two lines rather than running into the kernel's label
+        d.text((x_in, top - unit * 2.7), in_label, fill=_INK, font=text_f)
+        d.text((x_in, top - unit * 1.4), in_note, fill=_MUTED, font=text_f)
+        in_label = max(in_label, in_note, key=lambda t: _text_w(d, t, text_f))
     _draw_grid(d, x_in, top, cell, vals, lo=lo, hi=hi, pad=pad, font=cell_f,
                highlight=window)
-    x_mid = x_in + cn * cell + unit * 2
+    x_mid = x_in + max(cn * cell, _text_w(d, in_label, text_f)) + unit * 2
     # ---- kernel and products (middle)
     if ex.kind == "conv":
         weights = ex.weights[0]

@@ -93,3 +93,34 @@ def test_what_cannot_be_animated_is_said():
         list(steps(res, 4, 0))
     with pytest.raises(AnimationError, match="map 9"):
         list(steps(res, 1, 8))
+
+
+@pytest.mark.parametrize("size", [(465, 260), (640, 360), (960, 540), (1920, 1080)])
+@pytest.mark.parametrize("key", ["sharpen", "max-pool-8x8", "dilation"])
+def test_frame_texts_never_overlap(monkeypatch, size, key):
+    """Seen in the real window: at the dock's size the input's label ran into the
+    kernel's ('window + paddingkernel (weights)'). Every text drawn in a frame keeps
+    clear of every other one (cell numbers are checked against their cells elsewhere)."""
+    from PIL import ImageDraw
+
+    from convscope.core.examples import example, load_input
+    ex = example(key)
+    res = run(load_input(ex), ex.pipeline)
+    boxes = []
+    real = ImageDraw.ImageDraw.text
+
+    def spy(self, xy, text, *args, **kw):
+        font = kw.get("font")
+        if font is not None and getattr(font, "size", 0) >= 10 and len(text) > 3:
+            boxes.append((text, self.textbbox(xy, text, font=font, anchor=kw.get("anchor"))))
+        return real(self, xy, text, *args, **kw)
+
+    monkeypatch.setattr(ImageDraw.ImageDraw, "text", spy)
+    step = next(steps(res, ex.stage, 0))
+    render_step(res, step, size)
+    assert len(boxes) >= 4
+    for i, (ta, a) in enumerate(boxes):
+        assert a[2] <= size[0] + 1, f"{ta!r} runs off the frame at {size}"
+        for tb, b in boxes[i + 1:]:
+            clear = a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+            assert clear, f"{ta!r} {a} overlaps {tb!r} {b} at {size}"
