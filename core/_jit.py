@@ -214,9 +214,118 @@ if numba is not None:  # pragma: no branch - the helper the loop calls, compiled
 
 
 
+def _pool_cols_exact(tmp, o, C, op, kw, sw, dw, pw, W, c0, c1, dr, div_c):
+    """Output columns ``c0:c1`` of one pooled row from the row buffer ``tmp``: taps
+    outside the input skipped, NaN winning max and min (as in PyTorch). The general
+    path: the edges, and rows with a NaN."""
+    for c in range(c0, c1):
+        for ch in range(C):
+            first = True
+            acc = tmp[0]
+            for j in range(kw):
+                col = c * sw + j * dw - pw
+                if col < 0 or col >= W:
+                    continue
+                v = tmp[col * C + ch]
+                if first:
+                    acc = v
+                    first = False
+                elif op == 0:
+                    acc = np.maximum(acc, v)
+                elif op == 1:
+                    acc = np.minimum(acc, v)
+                else:
+                    acc += v
+            if first:  # no tap inside: what -inf / +inf / zero padding gives
+                acc = -np.inf if op == 0 else (np.inf if op == 1 else 0.0)
+            if op == 2:
+                d = dr * div_c[c]
+                acc /= d if d > 0 else 1.0
+            elif op == 3:
+                acc = np.sqrt(acc)
+            o[c * C + ch] = acc
+
+
+def _pool_cols_fast(tmp, m, o, C, op, kw, sw, dw, pw, c0, c1, dr, div_c):
+    """Output columns ``c0:c1`` whose taps all lie inside the row: first the window's
+    reduction at every position of the span (contiguous loops over slices, which
+    vectorise; NaN kept by np.maximum/np.minimum), then every ``sw``-th position.
+    Loops per output column and channel did not vectorise (3x slower), nor did
+    indexing with a runtime offset (``tmp[s0 + k]``: numba's negative-index check)."""
+    if c1 <= c0:
+        return
+    s0 = (c0 * sw - pw) * C
+    L = ((c1 - c0 - 1) * sw + 1) * C
+    a = tmp[s0:s0 + L]
+    if kw == 1:
+        for k in range(L):
+            m[k] = a[k]
+    else:
+        b = tmp[s0 + dw * C:s0 + dw * C + L]
+        if op == 0:
+            for k in range(L):
+                m[k] = np.maximum(a[k], b[k])
+        elif op == 1:
+            for k in range(L):
+                m[k] = np.minimum(a[k], b[k])
+        else:
+            for k in range(L):
+                m[k] = a[k] + b[k]
+    for j in range(2, kw):
+        t = s0 + j * dw * C
+        b = tmp[t:t + L]
+        if op == 0:
+            for k in range(L):
+                m[k] = np.maximum(m[k], b[k])
+        elif op == 1:
+            for k in range(L):
+                m[k] = np.minimum(m[k], b[k])
+        else:
+            for k in range(L):
+                m[k] += b[k]
+    oc = o[c0 * C:c1 * C]
+    n = c1 - c0
+    if sw == 1:
+        for k in range(L):
+            oc[k] = m[k]
+    elif C == 1:
+        for c in range(n):
+            oc[c] = m[c * sw]
+    elif C == 3:
+        for c in range(n):
+            i = c * sw * 3
+            oc[3 * c] = m[i]
+            oc[3 * c + 1] = m[i + 1]
+            oc[3 * c + 2] = m[i + 2]
+    else:
+        for c in range(n):
+            i = c * sw * C
+            for ch in range(C):
+                oc[c * C + ch] = m[i + ch]
+    if op == 2:
+        dc = div_c[c0:c1]
+        same = True
+        for c in range(n):
+            same &= dc[c] == dc[0]
+        if same:  # the usual case: one divisor, a flat loop that vectorises
+            d = dr * dc[0]
+            d = d if d > 0 else 1.0
+            for k in range(n * C):
+                oc[k] /= d
+        else:
+            for c in range(n):
+                d = dr * dc[c]
+                d = d if d > 0 else 1.0
+                for ch in range(C):
+                    oc[c * C + ch] /= d
+    elif op == 3:
+        for k in range(n * C):
+            oc[k] = np.sqrt(oc[k])
+
+
 def _pool_rows(x, out, div_r, div_c, C, op, kh, kw, sh, sw, dh, dw, ph, pw, n0, n1, r0, r1):
-    """Pooled rows ``r0:r1`` of images ``n0:n1``: separable, a running reduction over
-    the window's rows into one padded-free row buffer, then over its columns.
+    """Pooled rows ``r0:r1`` of images ``n0:n1``: separable, a reduction over the
+    window's rows into one row buffer, then over its columns.
 
     x: (N, H, W*C) with C-contiguous rows (planar maps: C = 1; channels-last: C
     channels interleaved); out: (N, Ho, Wo*C); div_r, div_c: the average's divisor
@@ -225,67 +334,62 @@ def _pool_rows(x, out, div_r, div_c, C, op, kh, kw, sh, sw, dh, dw, ph, pw, n0, 
     0 max, 1 min, 2 sum (average: divided by ``div``), 3 sum of squares (L2: root).
     Taps outside the input are skipped, which is what -inf/+inf/0 padding gives; a
     window without a real cell gives -inf/+inf/0. NaN wins max and min, as in
-    PyTorch. Each op has its own loops, so that the row pass vectorises.
+    PyTorch (np.maximum/np.minimum: NaN-propagating, and they vectorise).
     """
     N, H, WC = x.shape
     W = WC // C
     Wo = out.shape[2] // C
     tmp = np.empty(WC, out.dtype)
-    if op == 0:
-        init = -np.inf
-    elif op == 1:
-        init = np.inf
-    else:
-        init = 0.0
+    m = np.empty(WC, out.dtype)
+    # the output columns whose taps all lie inside the input
+    c_lo = min(Wo, (pw + sw - 1) // sw)
+    c_hi = max(c_lo, min(Wo, (W - 1 - (kw - 1) * dw + pw) // sw + 1))
     for n in range(n0, n1):
         for r in range(r0, r1):
-            for k in range(WC):
-                tmp[k] = init
+            first = True
             for i in range(kh):
                 ir = r * sh + i * dh - ph
                 if ir < 0 or ir >= H:
                     continue
-                if op == 0:
+                row = x[n, ir]
+                if first:
+                    if op == 3:
+                        for k in range(WC):
+                            tmp[k] = row[k] * row[k]
+                    else:
+                        for k in range(WC):
+                            tmp[k] = row[k]
+                    first = False
+                elif op == 0:
                     for k in range(WC):
-                        v = x[n, ir, k]
-                        t = tmp[k]
-                        tmp[k] = v if (v > t or v != v) else t
+                        tmp[k] = np.maximum(tmp[k], row[k])
                 elif op == 1:
                     for k in range(WC):
-                        v = x[n, ir, k]
-                        t = tmp[k]
-                        tmp[k] = v if (v < t or v != v) else t
+                        tmp[k] = np.minimum(tmp[k], row[k])
                 elif op == 2:
                     for k in range(WC):
-                        tmp[k] += x[n, ir, k]
+                        tmp[k] += row[k]
                 else:
                     for k in range(WC):
-                        v = x[n, ir, k]
+                        v = row[k]
                         tmp[k] += v * v
-            for c in range(Wo):
-                for ch in range(C):
-                    acc = init
-                    for j in range(kw):
-                        col = c * sw + j * dw - pw
-                        if col < 0 or col >= W:
-                            continue
-                        v = tmp[col * C + ch]
-                        if op == 0:
-                            acc = v if (v > acc or v != v) else acc
-                        elif op == 1:
-                            acc = v if (v < acc or v != v) else acc
-                        else:
-                            acc += v
-                    if op == 2:
-                        d = div_r[r] * div_c[c]
-                        acc /= d if d > 0 else 1.0
-                    elif op == 3:
-                        acc = np.sqrt(acc)
-                    out[n, r, c * C + ch] = acc
+            if first:  # no row of the window inside the input
+                for k in range(WC):
+                    tmp[k] = -np.inf if op == 0 else (np.inf if op == 1 else 0.0)
+            o = out[n, r]
+            dr = div_r[r] if op == 2 else div_r[0]
+            if sw <= 4:  # the span's every position first: up to 4x the work, vectorised
+                _pool_cols_exact(tmp, o, C, op, kw, sw, dw, pw, W, 0, c_lo, dr, div_c)
+                _pool_cols_fast(tmp, m, o, C, op, kw, sw, dw, pw, c_lo, c_hi, dr, div_c)
+                _pool_cols_exact(tmp, o, C, op, kw, sw, dw, pw, W, c_hi, Wo, dr, div_c)
+            else:
+                _pool_cols_exact(tmp, o, C, op, kw, sw, dw, pw, W, 0, Wo, dr, div_c)
 
 
 if numba is not None:  # pragma: no branch
     _POOL_FLAGS = dict(nogil=True, boundscheck=False, error_model="numpy")
+    _pool_cols_exact = numba.njit(**_POOL_FLAGS)(_pool_cols_exact)
+    _pool_cols_fast = numba.njit(**_POOL_FLAGS)(_pool_cols_fast)
 
 _kernels: dict = {}
 
@@ -337,7 +441,7 @@ def conv_rows(x, w, bias, rmap, cmap, pl, cval, stride, dilation, groups, out, b
 def _pool_signature(dtype: np.dtype):
     t = numba.from_dtype(dtype)
     i64 = numba.int64
-    x_t = numba.types.Array(t, 3, "A", readonly=True)
+    x_t = numba.types.Array(t, 3, "C", readonly=True)   # rows contiguous: they vectorise
     d_t = numba.types.Array(t, 1, "C", readonly=True)
     return numba.void(x_t, t[:, :, ::1], d_t, d_t, i64, i64, i64, i64, i64, i64, i64, i64,
                       i64, i64, i64, i64, i64, i64)

@@ -93,3 +93,35 @@ def test_small_pooling_does_not_load_the_loop_but_uses_it_once_loaded(monkeypatc
     np.testing.assert_array_equal(small, again)
     np.testing.assert_array_equal(small[0, 0], [[9, 11, 13, 15], [25, 27, 29, 31],
                                                [41, 43, 45, 47], [57, 59, 61, 63]])
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4, 32])
+def test_every_channel_count_stride_and_nan_pattern(engines, channels):
+    """The loop's column pass has paths per channel count (1, 3, any), per stride (up
+    to 4: the span first; above: per column) and for the edges; NaN anywhere wins."""
+    rng = np.random.default_rng(channels)
+    for trial in range(60):
+        h, w = (int(v) for v in rng.integers(1, 30, 2))
+        k = tuple(int(v) for v in rng.integers(1, 6, 2))
+        s = tuple(int(v) for v in rng.integers(1, 8, 2))
+        d = tuple(int(v) for v in rng.integers(1, 3, 2))
+        p = tuple(int(rng.integers(0, kk // 2 + 1)) for kk in k)
+        base = rng.normal(size=(1, channels, h, w)).astype(np.float32)
+        if trial % 3 == 0:
+            mask = rng.random(base.shape) < 0.05
+            base[mask] = np.nan
+        cl = np.ascontiguousarray(base.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        for mode in ("max", "min", "avg", "l2"):
+            kw = dict(padding=p, dilation=d, mode=mode, ceil_mode=bool(trial % 2),
+                      count_include_pad=bool(trial % 4 < 2))
+            try:
+                want = engines(base, k, s, jit=False, **kw)
+            except ValueError:
+                continue
+            for x in (base, cl):
+                got = engines(x, k, s, jit=True, **kw)
+                if mode in ("max", "min"):
+                    np.testing.assert_array_equal(got, want, err_msg=f"{mode} {trial}")
+                else:
+                    np.testing.assert_allclose(got, want, rtol=3e-6, atol=3e-6,
+                                               err_msg=f"{mode} {trial}")
