@@ -102,6 +102,8 @@ class OurStep:
     """One training step of our model per call, on a fixed sequence of random batches."""
 
     def __init__(self, data, batches: list[np.ndarray], seed: int):
+        from convscope.core import _jit
+        _jit.warm_up()  # as core.nn.train.train does: the compiled loops loaded up front
         self.model = build(ARCHITECTURES[ARCH], seed=seed)
         self.opt = Adam(self.model.layers, lr=LR)
         self.data = data

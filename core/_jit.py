@@ -37,7 +37,7 @@ import warnings
 import numpy as np
 
 __all__ = ["available", "enabled", "set_enabled", "ready", "conv_rows", "warm_up",
-           "warm_up_in_background", "pool_ready", "pool_rows"]
+           "warm_up_in_background", "pool_ready", "pool_rows", "pool_back_rows"]
 
 try:  # pragma: no cover - depends on the environment
     if os.environ.get("CONVSCOPE_JIT", "1").strip().lower() in ("0", "no", "false", "off"):
@@ -386,10 +386,98 @@ def _pool_rows(x, out, div_r, div_c, C, op, kh, kw, sh, sw, dh, dw, ph, pw, n0, 
                 _pool_cols_exact(tmp, o, C, op, kw, sw, dw, pw, W, 0, Wo, dr, div_c)
 
 
+def _pool_back_rows(x, y, g, gx, C, op, kh, kw, sh, sw, dh, dw, ph, pw, n0, n1):
+    """Gradient of max (op 0) or min (op 1) pooling for images ``n0:n1`` into ``gx``:
+    each window's gradient goes to its winner.
+
+    x, gx: (N, H, W*C); y (the forward's output), g: (N, Ho, Wo*C); C-contiguous rows.
+    The winner is the first tap in scan order (row by row) whose value equals the
+    window's result, as PyTorch keeps the first of ties; when the result is NaN, the
+    last NaN tap (PyTorch's ``val > max || isnan(val)`` moves on to each NaN).
+    ``rem`` holds what each window still has to give; the first match takes it.
+
+    Windows that tile the input (stride = window, no padding or dilation: the CNN's
+    pools) write every covered cell of ``gx`` once (the caller zeroes only the cells
+    no window covers): 1 ms where accumulating into a zeroed ``gx`` took 4 (memory
+    traffic). Other windows add into ``gx``, which the caller zeroes.
+    """
+    N, H, WC = x.shape
+    W = WC // C
+    Ho = g.shape[1]
+    Wo = g.shape[2] // C
+    rem = np.empty(Wo * C, g.dtype)
+    tiles = sh == kh and sw == kw and dh == 1 and dw == 1 and ph == 0 and pw == 0 \
+        and Ho * kh <= H and Wo * kw <= W
+    for n in range(n0, n1):
+        for r in range(Ho):
+            yr = y[n, r]
+            gr = g[n, r]
+            nan = False
+            for k in range(Wo * C):
+                rem[k] = gr[k]
+                nan |= yr[k] != yr[k]
+            if tiles:
+                for i in range(kh):
+                    xr = x[n, r * kh + i]
+                    gxr = gx[n, r * kh + i]
+                    for c in range(Wo):
+                        for j in range(kw):
+                            xo = (c * kw + j) * C
+                            yo = c * C
+                            for ch in range(C):
+                                hit = xr[xo + ch] == yr[yo + ch]
+                                rv = rem[yo + ch]
+                                gxr[xo + ch] = rv if hit else 0.0
+                                rem[yo + ch] = 0.0 if hit else rv
+            else:
+                for i in range(kh):
+                    ir = r * sh + i * dh - ph
+                    if ir < 0 or ir >= H:
+                        continue
+                    xr = x[n, ir]
+                    gxr = gx[n, ir]
+                    for j in range(kw):
+                        for c in range(Wo):
+                            col = c * sw + j * dw - pw
+                            if col < 0 or col >= W:
+                                continue
+                            xs = xr[col * C:(col + 1) * C]
+                            gs = gxr[col * C:(col + 1) * C]
+                            ys = yr[c * C:(c + 1) * C]
+                            rs = rem[c * C:(c + 1) * C]
+                            for ch in range(C):
+                                hit = xs[ch] == ys[ch]
+                                rv = rs[ch]
+                                gs[ch] += rv if hit else 0.0
+                                rs[ch] = 0.0 if hit else rv
+            if nan:  # NaN results: the gradient goes to the last NaN tap instead
+                for c in range(Wo):
+                    for ch in range(C):
+                        if yr[c * C + ch] == yr[c * C + ch]:
+                            continue
+                        li = -1
+                        lj = -1
+                        for i in range(kh):
+                            ir = r * sh + i * dh - ph
+                            if ir < 0 or ir >= H:
+                                continue
+                            for j in range(kw):
+                                col = c * sw + j * dw - pw
+                                if col < 0 or col >= W:
+                                    continue
+                                v = x[n, ir, col * C + ch]
+                                if v != v:
+                                    li = ir
+                                    lj = col
+                        if li >= 0:
+                            gx[n, li, lj * C + ch] += gr[c * C + ch]
+
+
 if numba is not None:  # pragma: no branch
     _POOL_FLAGS = dict(nogil=True, boundscheck=False, error_model="numpy")
     _pool_cols_exact = numba.njit(**_POOL_FLAGS)(_pool_cols_exact)
     _pool_cols_fast = numba.njit(**_POOL_FLAGS)(_pool_cols_fast)
+    _pool_back_rows = numba.njit(cache=True, **_POOL_FLAGS)(_pool_back_rows)
 
 _kernels: dict = {}
 
@@ -493,6 +581,46 @@ def pool_rows(x, out, div_r, div_c, C, op, kernel, stride, dilation, pad, n0, n1
                             r0, r1)
 
 
+_pool_back_loaded: set = set()
+
+
+def pool_back_ready(dtype, work: int | None = None) -> bool:
+    """Whether :mod:`core.pool` can use the compiled max/min backward for ``dtype`` now
+    (as :func:`pool_ready`): compiled or loaded from the cache on first use, unless
+    it is being loaded in the background or ``work`` is small."""
+    if not _enabled:
+        return False
+    dtype = np.dtype(dtype)
+    if dtype in _pool_back_loaded:
+        return True
+    if _loading or (work is not None and work < LOAD_MIN_WORK):
+        return False
+    try:
+        _load_pool_back(dtype)
+    except Exception as exc:  # noqa: BLE001 - fall back to numpy
+        set_enabled(False)
+        warnings.warn(f"ConvScope: numba could not compile the pooling backward "
+                      f"({type(exc).__name__}: {exc}); using the numpy paths",
+                      RuntimeWarning, stacklevel=2)
+        return False
+    return True
+
+
+def _load_pool_back(dtype) -> None:
+    """Compile (or load from the cache) the backward for ``dtype`` by calling it once."""
+    with _compile_lock:
+        one = np.zeros((1, 1, 1), dtype)
+        _pool_back_rows(one, one, one, one.copy(), 1, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1)
+    _pool_back_loaded.add(np.dtype(dtype))
+
+
+def pool_back_rows(x, y, g, gx, C, op, kernel, stride, dilation, pad, n0, n1):
+    """Run the compiled max/min pooling backward (see :func:`_pool_back_rows`); call
+    only after :func:`pool_ready` said True."""
+    _pool_back_rows(x, y, g, gx, C, op, kernel[0], kernel[1], stride[0], stride[1],
+                    dilation[0], dilation[1], pad[0], pad[1], n0, n1)
+
+
 #: below this much work (multiply-adds, or input cells for pooling) a loop that is not
 #: loaded yet is not loaded for it: loading from numba's cache takes 0.5-1 s, the numpy
 #: paths do such work in milliseconds (a 5x5 worked example in a script or in
@@ -527,6 +655,7 @@ def warm_up(dtypes=(np.float32,)) -> None:
     for dt in dtypes:
         ready(dt)
         pool_ready(dt)
+        pool_back_ready(dt)
 
 
 _loading = False
@@ -576,6 +705,7 @@ def warm_up_in_background(dtypes=(np.float32,)) -> threading.Thread:
                 try:
                     _kernel(np.dtype(dt))
                     _pool_kernel(np.dtype(dt))
+                    _load_pool_back(dt)
                 except Exception:  # noqa: BLE001 - ready() reports it on first use
                     pass
         finally:

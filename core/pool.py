@@ -370,6 +370,65 @@ def _first_only(winner, axes, kh, kw):
             taken |= t
 
 
+def _rows_view(a):
+    """(N, H, W*C) rows of a planar (C = 1) or channels-last array, and C; or None."""
+    if a.flags.c_contiguous:
+        return a.reshape(-1, a.shape[-2], a.shape[-1]), 1
+    if a.ndim >= 3 and np.moveaxis(a, -3, -1).flags.c_contiguous:
+        c = a.shape[-3]
+        return np.moveaxis(a, -3, -1).reshape(-1, a.shape[-2], a.shape[-1] * c), c
+    return None
+
+
+def _backward_jit(g, x, geom, mode, output, kernel_size, stride, padding, dilation,
+                  ceil_mode):
+    """Max/min backward by the compiled loop (core._jit.pool_back_rows), for planar or
+    channels-last ``x`` (the CNN's activations); None where it does not apply. The
+    result has ``x``'s memory layout. Conv1's pool in the Keras convnet: 6.0 -> 1 ms."""
+    if not _jit.pool_back_ready(x.dtype, x.size):
+        return None
+    xv = _rows_view(x)
+    if xv is None:
+        return None
+    x3, c = xv
+    if output is None:
+        output = pool2d(x, kernel_size, stride, padding=padding, dilation=dilation, mode=mode,
+                        ceil_mode=ceil_mode)
+    gh, gw = geom
+    tiles = _tiles(geom)
+    alloc = np.empty if tiles else np.zeros   # tiling windows write every covered cell
+    if c == 1:
+        y3 = np.ascontiguousarray(output, dtype=x.dtype).reshape(-1, gh.out, gw.out)
+        g3 = np.ascontiguousarray(g).reshape(-1, gh.out, gw.out)
+        gx = alloc(x.shape, x.dtype)
+        gx3 = gx.reshape(x3.shape)
+    else:
+        y3 = np.ascontiguousarray(np.moveaxis(output.astype(x.dtype, copy=False), -3, -1)
+                                  ).reshape(-1, gh.out, gw.out * c)
+        g3 = np.ascontiguousarray(np.moveaxis(g, -3, -1)).reshape(-1, gh.out, gw.out * c)
+        gxl = alloc(np.moveaxis(x, -3, -1).shape, x.dtype)     # channels-last memory
+        gx = np.moveaxis(gxl, -1, -3)
+        gx3 = gxl.reshape(x3.shape)
+    if tiles:  # the cells no window covers
+        gx3[:, gh.out * gh.kernel:, :] = 0
+        gx3[:, :, gw.out * gw.kernel * c:] = 0
+    n = x3.shape[0]
+    op = 0 if mode == "max" else 1
+
+    def run(n0, n1):
+        _jit.pool_back_rows(x3, y3, g3, gx3, c, op, (gh.kernel, gw.kernel),
+                            (gh.stride, gw.stride), (gh.dilation, gw.dilation),
+                            (gh.pad_before, gw.pad_before), n0, n1)
+
+    if x.size >= _JIT_TWO_THREADS and n > 1:
+        from .conv import _run_shared
+        step = max(1, n // 8)
+        _run_shared(run, [(b, min(n, b + step)) for b in range(0, n, step)])
+    else:
+        run(0, n)
+    return gx
+
+
 def _backward_blocks(g, x, geom, mode, output=None):
     """Backward for windows that tile the input (None: use the general path)."""
     if mode not in ("max", "min", "avg") or not _tiles(geom):
@@ -416,6 +475,11 @@ def pool2d_backward(grad_out, x, kernel_size, stride=None, *, padding=0, dilatio
         raise ValueError(f"grad_out must have shape {x.shape[:-2] + (gh.out, gw.out)}, "
                          f"got {g.shape}")
     lead = x.shape[:-2]
+    if mode in ("max", "min"):
+        fast = _backward_jit(g, x, geom, mode, output, kernel_size, stride, padding,
+                             dilation, ceil_mode)
+        if fast is not None:
+            return fast
     fast = _backward_blocks(g, x, geom, mode, output)
     if fast is not None:
         return fast

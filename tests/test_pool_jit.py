@@ -125,3 +125,65 @@ def test_every_channel_count_stride_and_nan_pattern(engines, channels):
                 else:
                     np.testing.assert_allclose(got, want, rtol=3e-6, atol=3e-6,
                                                err_msg=f"{mode} {trial}")
+
+
+@pytest.mark.parametrize("mode", ["max", "min"])
+def test_compiled_backward_matches_the_numpy_backward(engines, mode):
+    """pool2d_backward's compiled loop (max/min) gives the numpy paths' gradient:
+    ties to the first cell in scan order, NaN results to the last NaN, windows without
+    a real cell to nowhere, overlapping windows accumulated; planar and channels-last,
+    with and without the forward's output at hand."""
+    from convscope.core.pool import pool2d_backward
+
+    def back(*args, jit, **kw):
+        old = _jit.enabled()
+        _jit.set_enabled(jit)
+        try:
+            return pool2d_backward(*args, **kw)
+        finally:
+            _jit.set_enabled(old)
+
+    rng = np.random.default_rng(11 if mode == "max" else 12)
+    checked = 0
+    for trial in range(150):
+        h, w = (int(v) for v in rng.integers(1, 14, 2))
+        k = tuple(int(v) for v in rng.integers(1, 5, 2))
+        s = tuple(int(v) for v in rng.integers(1, 4, 2))
+        d = tuple(int(v) for v in rng.integers(1, 3, 2))
+        p = tuple(int(rng.integers(0, kk // 2 + 1)) for kk in k)
+        c = int(rng.choice([1, 3, 8]))
+        dtype = np.float64 if trial % 4 == 0 else np.float32
+        base = rng.integers(-3, 4, size=(2, c, h, w)).astype(dtype)   # many ties
+        if trial % 5 == 0:
+            base[rng.random(base.shape) < 0.1] = np.nan
+        kw = dict(padding=p, dilation=d, mode=mode, ceil_mode=bool(trial % 2))
+        try:
+            y = engines(base, k, s, jit=False, **kw)
+        except ValueError:
+            continue
+        g = rng.normal(size=y.shape).astype(dtype)
+        want = back(g, base, k, s, jit=False, **kw)
+        cl = np.ascontiguousarray(base.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        for x, out in ((base, None), (cl, None), (cl, y), (base[0], None)):
+            gg = g if x.ndim == 4 else g[0]
+            got = back(gg, x, k, s, jit=True, output=out, **kw)
+            ref = want if x.ndim == 4 else want[0]
+            assert got.shape == x.shape and got.dtype == dtype
+            np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-6,
+                                       err_msg=f"{trial} k{k} s{s} d{d} p{p} c{c}")
+            checked += 1
+    assert checked > 300
+
+
+def test_compiled_backward_is_used_and_keeps_the_layout(engines, monkeypatch):
+    from convscope.core import pool as pool_module
+    taken = []
+    real = pool_module._backward_jit
+    monkeypatch.setattr(pool_module, "_backward_jit",
+                        lambda *a, **k: taken.append(r := real(*a, **k)) or r)
+    x = np.random.default_rng(0).random((4, 5, 5, 8), dtype=np.float32).transpose(0, 3, 1, 2)
+    monkeypatch.setattr(_jit, "_enabled", True)
+    gx = pool_module.pool2d_backward(np.ones((4, 8, 2, 2), np.float32), x, 2)
+    assert taken and taken[0] is not None
+    assert gx.transpose(0, 2, 3, 1).flags.c_contiguous     # channels-last, as x
+    assert gx.sum() == 4 * 8 * 4

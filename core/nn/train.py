@@ -159,6 +159,10 @@ def train(model: Sequential, data: Dataset, config: TrainConfig,
     """
     config.validate()
     control = control or TrainControl()
+    # thousands of steps follow: load the compiled loops now (from numba's cache; in the
+    # app they are being loaded in the background already, then this does nothing)
+    from .. import _jit
+    _jit.warm_up()
     if data.input_shape != model.input_shape:
         raise ValueError(f"the data's images are {data.input_shape} but the model expects "
                          f"{model.input_shape}")
