@@ -37,7 +37,8 @@ import warnings
 import numpy as np
 
 __all__ = ["available", "enabled", "set_enabled", "ready", "conv_rows", "warm_up",
-           "warm_up_in_background", "pool_ready", "pool_rows", "pool_back_rows"]
+           "warm_up_in_background", "pool_ready", "pool_rows", "pool_back_rows",
+           "pool_back_ready", "col2im_rows"]
 
 try:  # pragma: no cover - depends on the environment
     if os.environ.get("CONVSCOPE_JIT", "1").strip().lower() in ("0", "no", "false", "off"):
@@ -473,11 +474,35 @@ def _pool_back_rows(x, y, g, gx, C, op, kh, kw, sh, sw, dh, dw, ph, pw, n0, n1):
                             gx[n, li, lj * C + ch] += gr[c * C + ch]
 
 
+def _col2im_rows(dcols, gx, kh, kw, sh, sw, dh, dw, n0, n1):
+    """col2im for images ``n0:n1``: add every window's gradient back onto the padded
+    input. dcols: (N, Ho, Wo, kh*kw*C), columns ordered (tap row, tap col, channel) as
+    core.conv.im2col's; gx: (N, Hp, Wp*C) channels-last rows, added into. The C
+    values of one tap are contiguous in both (slices: vectorised). numpy's nine
+    strided adds took 6.9 ms for the Keras convnet's second layer; this about 1.
+    """
+    N, Ho, Wo, KC = dcols.shape
+    C = KC // (kh * kw)
+    for n in range(n0, n1):
+        for r in range(Ho):
+            for c in range(Wo):
+                d = dcols[n, r, c]
+                for a in range(kh):
+                    row = gx[n, r * sh + a * dh]
+                    for b in range(kw):
+                        o = (c * sw + b * dw) * C
+                        seg = row[o:o + C]
+                        src = d[(a * kw + b) * C:(a * kw + b + 1) * C]
+                        for ch in range(C):
+                            seg[ch] += src[ch]
+
+
 if numba is not None:  # pragma: no branch
     _POOL_FLAGS = dict(nogil=True, boundscheck=False, error_model="numpy")
     _pool_cols_exact = numba.njit(**_POOL_FLAGS)(_pool_cols_exact)
     _pool_cols_fast = numba.njit(**_POOL_FLAGS)(_pool_cols_fast)
     _pool_back_rows = numba.njit(cache=True, **_POOL_FLAGS)(_pool_back_rows)
+    _col2im_rows = numba.njit(cache=True, **_POOL_FLAGS)(_col2im_rows)
 
 _kernels: dict = {}
 
@@ -607,11 +632,20 @@ def pool_back_ready(dtype, work: int | None = None) -> bool:
 
 
 def _load_pool_back(dtype) -> None:
-    """Compile (or load from the cache) the backward for ``dtype`` by calling it once."""
+    """Compile (or load from the cache) the training loops (the pooling backward and
+    col2im) for ``dtype`` by calling them once."""
     with _compile_lock:
         one = np.zeros((1, 1, 1), dtype)
         _pool_back_rows(one, one, one, one.copy(), 1, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1)
+        _col2im_rows(np.zeros((1, 1, 1, 1), dtype), one.copy(), 1, 1, 1, 1, 1, 1, 0, 1)
     _pool_back_loaded.add(np.dtype(dtype))
+
+
+def col2im_rows(dcols, gx, kernel, stride, dilation, n0, n1):
+    """Run the compiled col2im (see :func:`_col2im_rows`); call only after
+    :func:`pool_back_ready` said True (it loads this loop too)."""
+    _col2im_rows(dcols, gx, kernel[0], kernel[1], stride[0], stride[1], dilation[0],
+                 dilation[1], n0, n1)
 
 
 def pool_back_rows(x, y, g, gx, C, op, kernel, stride, dilation, pad, n0, n1):

@@ -233,10 +233,24 @@ class Activation(Layer):
         f, x, y = self.function, self._x, self._y
         if f == "none":
             return grad
-        if f == "relu":
-            return np.where(x > 0, grad, 0).astype(grad.dtype, copy=False)
-        if f == "leaky_relu":
-            return np.where(x > 0, grad, grad * np.asarray(self.alpha, grad.dtype))
+        if f in ("relu", "leaky_relu"):
+            # products with the 0/1 mask: np.where branches on every cell, and with
+            # random signs took 3.0 ms for the Keras convnet's first activation (0.3)
+            mask = x > 0
+            with np.errstate(invalid="ignore", over="ignore"):
+                out = np.multiply(grad, mask, dtype=grad.dtype)
+                if f == "leaky_relu":
+                    below = np.multiply(grad, np.asarray(self.alpha, grad.dtype),
+                                        dtype=grad.dtype)
+                    below *= ~mask
+                    out += below
+            if not np.isfinite(out).all():  # inf * 0 made NaN: PyTorch's values there
+                bad = ~np.isfinite(out)
+                gb = grad[bad]
+                below = np.zeros_like(gb) if f == "relu" else gb * np.asarray(self.alpha,
+                                                                              grad.dtype)
+                out[bad] = np.where(mask[bad], gb, below)
+            return out
         if f == "sigmoid":
             return grad * y * (1 - y)
         if f == "tanh":
