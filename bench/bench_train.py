@@ -71,6 +71,9 @@ def parse_args(argv=None):
     p.add_argument("--data", default=str(DEFAULT_DATA),
                    help=f"folder with the four MNIST IDX files (default {DEFAULT_DATA})")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--arch", default=ARCH, choices=sorted(ARCHITECTURES),
+                   help=f"architecture from core.nn.ARCHITECTURES (default {ARCH}; the "
+                        f"target for 'lenet', the 5x5 LeNet-style preset, is the same ratio)")
     p.add_argument("--settle", action=argparse.BooleanOptionalAction, default=True,
                    help="each timed step follows an untimed step of the same "
                         "implementation (default: yes; see bench/_timing.py)")
@@ -170,10 +173,35 @@ def layer_breakdown(data, batches, seed: int, warmup: int):
 
 
 def torch_model(torch, our_model=None):
+    """The PyTorch twin of ``ARCHITECTURES[ARCH]`` (layer for layer, same names), with
+    our model's weights when given."""
+    from convscope.core.nn import layers as L
     nn = torch.nn
-    m = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3),
-                      nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Dropout(0.5),
-                      nn.Linear(1600, 10))
+    ours = our_model if our_model is not None else build(ARCHITECTURES[ARCH], seed=0)
+    mods = []
+    for layer in ours.layers:
+        if isinstance(layer, L.Conv2D):
+            f, c, kh, kw = layer.params["weight"].shape
+            mods.append(nn.Conv2d(c, f, (kh, kw), stride=layer.stride, padding=layer.padding,
+                                  dilation=layer.dilation))
+        elif isinstance(layer, L.Dense):
+            out, d = layer.params["weight"].shape
+            mods.append(nn.Linear(d, out))
+        elif isinstance(layer, L.Activation):
+            mods.append({"relu": nn.ReLU(), "leaky_relu": nn.LeakyReLU(layer.alpha),
+                         "sigmoid": nn.Sigmoid(), "tanh": nn.Tanh(),
+                         "none": nn.Identity()}[layer.function])
+        elif isinstance(layer, L.MaxPool2D):
+            mods.append(nn.MaxPool2d(layer.kernel_size, layer.stride))
+        elif isinstance(layer, L.AvgPool2D):
+            mods.append(nn.AvgPool2d(layer.kernel_size, layer.stride))
+        elif isinstance(layer, L.Flatten):
+            mods.append(nn.Flatten())
+        elif isinstance(layer, L.Dropout):
+            mods.append(nn.Dropout(layer.p))
+        else:
+            raise SystemExit(f"bench_train: no PyTorch twin for {type(layer).__name__}")
+    m = nn.Sequential(*mods)
     if our_model is not None:
         sd = {k: torch.from_numpy(np.array(v)) for k, v in our_model.state_dict().items()}
         m.load_state_dict(sd, strict=True)
@@ -268,6 +296,8 @@ def run_epochs(data, epochs: int, seed: int):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    global ARCH
+    ARCH = args.arch
     applied = reuse_large_allocations()
     torch = None
     if args.torch:
@@ -278,7 +308,7 @@ def main(argv=None) -> int:
             print("note: torch does not import; timing ours only")
             torch = None
     data, load_s = load_data(args.data)
-    print("== bench_train: the Keras MNIST convnet, batch 128, Adam lr 1e-3")
+    print(f"== bench_train: {ARCH}, batch {BATCH}, Adam lr {LR:g}")
     print_table(["setting", "value"],
                 environment(torch) + [("reuse_large_allocations", str(applied)),
                                       ("data", f"{data.name}: {len(data.x_train):,} train, "
