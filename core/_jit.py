@@ -387,15 +387,106 @@ def _pool_rows(x, out, div_r, div_c, C, op, kh, kw, sh, sw, dh, dw, ph, pw, n0, 
                 _pool_cols_exact(tmp, o, C, op, kw, sw, dw, pw, W, 0, Wo, dr, div_c)
 
 
-def _pool_back_rows(x, y, g, gx, C, op, kh, kw, sh, sw, dh, dw, ph, pw, n0, n1):
-    """Gradient of max (op 0) or min (op 1) pooling for images ``n0:n1`` into ``gx``:
-    each window's gradient goes to its winner.
+def _back_tap(xr, gxr, yr, rem, C, sw, off, c0, c1, assign):
+    """One tap of every window ``c0:c1`` of an output row (all inside the input row):
+    the tap's cell is at column ``c * sw + off``. Where it equals the window's result
+    it takes what the window still has to give (``rem``), then nothing is left.
+    ``assign``: write the cell (tiling windows: each cell is one window's), else add.
+
+    Branch-free arithmetic (``rem * hit``): selects compiled to branches that random
+    data mispredicted (5x slower). It is exact for finite gradients; rows with inf or
+    NaN take :func:`_back_row_exact`. Each case has its own loop (a branch inside one
+    stopped it vectorising)."""
+    if C == 1:
+        for c in range(c0, c1):
+            xo = c * sw + off
+            t = rem[c] * (xr[xo] == yr[c])
+            if assign:
+                gxr[xo] = t
+            else:
+                gxr[xo] += t
+            rem[c] -= t
+    elif C == 3:
+        for c in range(c0, c1):
+            xo = (c * sw + off) * 3
+            yo = c * 3
+            t0 = rem[yo] * (xr[xo] == yr[yo])
+            t1 = rem[yo + 1] * (xr[xo + 1] == yr[yo + 1])
+            t2 = rem[yo + 2] * (xr[xo + 2] == yr[yo + 2])
+            if assign:
+                gxr[xo] = t0
+                gxr[xo + 1] = t1
+                gxr[xo + 2] = t2
+            else:
+                gxr[xo] += t0
+                gxr[xo + 1] += t1
+                gxr[xo + 2] += t2
+            rem[yo] -= t0
+            rem[yo + 1] -= t1
+            rem[yo + 2] -= t2
+    elif assign:
+        for c in range(c0, c1):
+            xs = xr[(c * sw + off) * C:(c * sw + off + 1) * C]
+            gs = gxr[(c * sw + off) * C:(c * sw + off + 1) * C]
+            ys = yr[c * C:(c + 1) * C]
+            rs = rem[c * C:(c + 1) * C]
+            for ch in range(C):
+                t = rs[ch] * (xs[ch] == ys[ch])
+                gs[ch] = t
+                rs[ch] -= t
+    else:
+        for c in range(c0, c1):
+            xs = xr[(c * sw + off) * C:(c * sw + off + 1) * C]
+            gs = gxr[(c * sw + off) * C:(c * sw + off + 1) * C]
+            ys = yr[c * C:(c + 1) * C]
+            rs = rem[c * C:(c + 1) * C]
+            for ch in range(C):
+                t = rs[ch] * (xs[ch] == ys[ch])
+                gs[ch] += t
+                rs[ch] -= t
+
+
+def _back_row_exact(x, y, g, gx, n, r, C, kh, kw, sh, sw, dh, dw, ph, pw, tiles):
+    """One output row, window by window: the winner found by comparisons (the first
+    equal tap; the last NaN for a NaN result), for rows whose result has NaN or whose
+    gradient has inf or NaN (where ``rem * hit`` would make NaN from inf * 0)."""
+    H = x.shape[1]
+    W = x.shape[2] // C
+    Wo = g.shape[2] // C
+    for c in range(Wo):
+        for ch in range(C):
+            yv = y[n, r, c * C + ch]
+            isnan = yv != yv
+            li = -1
+            lj = -1
+            for i in range(kh):
+                ir = r * sh + i * dh - ph
+                if ir < 0 or ir >= H:
+                    continue
+                for j in range(kw):
+                    col = c * sw + j * dw - pw
+                    if col < 0 or col >= W:
+                        continue
+                    v = x[n, ir, col * C + ch]
+                    if tiles:
+                        gx[n, ir, col * C + ch] = 0
+                    if isnan:
+                        if v != v:
+                            li, lj = ir, col
+                    elif li < 0 and v == yv:
+                        li, lj = ir, col
+            if li >= 0:
+                gx[n, li, lj * C + ch] += g[n, r, c * C + ch]
+
+
+def _pool_back_rows(x, y, g, gx, C, op, kh, kw, sh, sw, dh, dw, ph, pw, n0, n1, r0, r1):
+    """Gradient of max (op 0) or min (op 1) pooling for output rows ``r0:r1`` of images
+    ``n0:n1`` into ``gx``: each window's gradient goes to its winner.
 
     x, gx: (N, H, W*C); y (the forward's output), g: (N, Ho, Wo*C); C-contiguous rows.
     The winner is the first tap in scan order (row by row) whose value equals the
     window's result, as PyTorch keeps the first of ties; when the result is NaN, the
     last NaN tap (PyTorch's ``val > max || isnan(val)`` moves on to each NaN).
-    ``rem`` holds what each window still has to give; the first match takes it.
 
     Windows that tile the input (stride = window, no padding or dilation: the CNN's
     pools) write every covered cell of ``gx`` once (the caller zeroes only the cells
@@ -404,74 +495,49 @@ def _pool_back_rows(x, y, g, gx, C, op, kh, kw, sh, sw, dh, dw, ph, pw, n0, n1):
     """
     N, H, WC = x.shape
     W = WC // C
-    Ho = g.shape[1]
     Wo = g.shape[2] // C
     rem = np.empty(Wo * C, g.dtype)
     tiles = sh == kh and sw == kw and dh == 1 and dw == 1 and ph == 0 and pw == 0 \
-        and Ho * kh <= H and Wo * kw <= W
+        and g.shape[1] * kh <= H and Wo * kw <= W
     for n in range(n0, n1):
-        for r in range(Ho):
+        for r in range(r0, r1):
             yr = y[n, r]
             gr = g[n, r]
-            nan = False
+            special = False
             for k in range(Wo * C):
                 rem[k] = gr[k]
-                nan |= yr[k] != yr[k]
-            if tiles:
+                special |= (yr[k] != yr[k]) | (gr[k] - gr[k] != 0)   # NaN; inf or NaN
+            if special:
+                _back_row_exact(x, y, g, gx, n, r, C, kh, kw, sh, sw, dh, dw, ph, pw, tiles)
+                continue
+            if tiles and C != 1 and C != 3:
+                # the CNN's pools (32-64 channels): window by window, taps in order
                 for i in range(kh):
                     xr = x[n, r * kh + i]
                     gxr = gx[n, r * kh + i]
                     for c in range(Wo):
+                        ys = yr[c * C:(c + 1) * C]
+                        rs = rem[c * C:(c + 1) * C]
                         for j in range(kw):
-                            xo = (c * kw + j) * C
-                            yo = c * C
+                            xs = xr[(c * kw + j) * C:(c * kw + j + 1) * C]
+                            gs = gxr[(c * kw + j) * C:(c * kw + j + 1) * C]
                             for ch in range(C):
-                                hit = xr[xo + ch] == yr[yo + ch]
-                                rv = rem[yo + ch]
-                                gxr[xo + ch] = rv if hit else 0.0
-                                rem[yo + ch] = 0.0 if hit else rv
-            else:
-                for i in range(kh):
-                    ir = r * sh + i * dh - ph
-                    if ir < 0 or ir >= H:
-                        continue
-                    xr = x[n, ir]
-                    gxr = gx[n, ir]
-                    for j in range(kw):
-                        for c in range(Wo):
-                            col = c * sw + j * dw - pw
-                            if col < 0 or col >= W:
-                                continue
-                            xs = xr[col * C:(col + 1) * C]
-                            gs = gxr[col * C:(col + 1) * C]
-                            ys = yr[c * C:(c + 1) * C]
-                            rs = rem[c * C:(c + 1) * C]
-                            for ch in range(C):
-                                hit = xs[ch] == ys[ch]
-                                rv = rs[ch]
-                                gs[ch] += rv if hit else 0.0
-                                rs[ch] = 0.0 if hit else rv
-            if nan:  # NaN results: the gradient goes to the last NaN tap instead
-                for c in range(Wo):
-                    for ch in range(C):
-                        if yr[c * C + ch] == yr[c * C + ch]:
-                            continue
-                        li = -1
-                        lj = -1
-                        for i in range(kh):
-                            ir = r * sh + i * dh - ph
-                            if ir < 0 or ir >= H:
-                                continue
-                            for j in range(kw):
-                                col = c * sw + j * dw - pw
-                                if col < 0 or col >= W:
-                                    continue
-                                v = x[n, ir, col * C + ch]
-                                if v != v:
-                                    li = ir
-                                    lj = col
-                        if li >= 0:
-                            gx[n, li, lj * C + ch] += gr[c * C + ch]
+                                t = rs[ch] * (xs[ch] == ys[ch])
+                                gs[ch] = t
+                                rs[ch] -= t
+                continue
+            for i in range(kh):
+                ir = r * sh + i * dh - ph
+                if ir < 0 or ir >= H:
+                    continue
+                xr = x[n, ir]
+                gxr = gx[n, ir]
+                for j in range(kw):
+                    off = j * dw - pw
+                    # the windows whose tap j lies inside the row: 0 <= c*sw + off < W
+                    c0 = min(Wo, max(0, (-off + sw - 1) // sw))
+                    c1 = max(c0, min(Wo, (W - 1 - off) // sw + 1))
+                    _back_tap(xr, gxr, yr, rem, C, sw, off, c0, c1, tiles)
 
 
 def _col2im_rows(dcols, gx, kh, kw, sh, sw, dh, dw, n0, n1):
@@ -501,6 +567,8 @@ if numba is not None:  # pragma: no branch
     _POOL_FLAGS = dict(nogil=True, boundscheck=False, error_model="numpy")
     _pool_cols_exact = numba.njit(**_POOL_FLAGS)(_pool_cols_exact)
     _pool_cols_fast = numba.njit(**_POOL_FLAGS)(_pool_cols_fast)
+    _back_tap = numba.njit(**_POOL_FLAGS)(_back_tap)
+    _back_row_exact = numba.njit(**_POOL_FLAGS)(_back_row_exact)
     _pool_back_rows = numba.njit(cache=True, **_POOL_FLAGS)(_pool_back_rows)
     _col2im_rows = numba.njit(cache=True, **_POOL_FLAGS)(_col2im_rows)
 
@@ -636,7 +704,7 @@ def _load_pool_back(dtype) -> None:
     col2im) for ``dtype`` by calling them once."""
     with _compile_lock:
         one = np.zeros((1, 1, 1), dtype)
-        _pool_back_rows(one, one, one, one.copy(), 1, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1)
+        _pool_back_rows(one, one, one, one.copy(), 1, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, 1)
         _col2im_rows(np.zeros((1, 1, 1, 1), dtype), one.copy(), 1, 1, 1, 1, 1, 1, 0, 1)
     _pool_back_loaded.add(np.dtype(dtype))
 
@@ -648,11 +716,11 @@ def col2im_rows(dcols, gx, kernel, stride, dilation, n0, n1):
                  dilation[1], n0, n1)
 
 
-def pool_back_rows(x, y, g, gx, C, op, kernel, stride, dilation, pad, n0, n1):
+def pool_back_rows(x, y, g, gx, C, op, kernel, stride, dilation, pad, n0, n1, r0, r1):
     """Run the compiled max/min pooling backward (see :func:`_pool_back_rows`); call
-    only after :func:`pool_ready` said True."""
+    only after :func:`pool_back_ready` said True."""
     _pool_back_rows(x, y, g, gx, C, op, kernel[0], kernel[1], stride[0], stride[1],
-                    dilation[0], dilation[1], pad[0], pad[1], n0, n1)
+                    dilation[0], dilation[1], pad[0], pad[1], n0, n1, r0, r1)
 
 
 #: below this much work (multiply-adds, or input cells for pooling) a loop that is not

@@ -415,17 +415,28 @@ def _backward_jit(g, x, geom, mode, output, kernel_size, stride, padding, dilati
     n = x3.shape[0]
     op = 0 if mode == "max" else 1
 
-    def run(n0, n1):
+    def run(n0, n1, r0, r1):
         _jit.pool_back_rows(x3, y3, g3, gx3, c, op, (gh.kernel, gw.kernel),
                             (gh.stride, gw.stride), (gh.dilation, gw.dilation),
-                            (gh.pad_before, gw.pad_before), n0, n1)
+                            (gh.pad_before, gw.pad_before), n0, n1, r0, r1)
 
-    if x.size >= _JIT_TWO_THREADS and n > 1:
-        from .conv import _run_shared
+    if x.size < _JIT_TWO_THREADS:
+        run(0, n, 0, gh.out)
+        return gx
+    from .conv import _run_shared
+    if n > 1:  # images never share cells
         step = max(1, n // 8)
-        _run_shared(run, [(b, min(n, b + step)) for b in range(0, n, step)])
+        _run_shared(run, [(b, min(n, b + step), 0, gh.out) for b in range(0, n, step)])
+        return gx
+    blocks = [(0, 1, r0, min(gh.out, r0 + _JIT_ROWS)) for r0 in range(0, gh.out, _JIT_ROWS)]
+    if tiles:  # row blocks never share cells
+        _run_shared(run, blocks)
+    elif (gh.kernel - 1) * gh.dilation < (_JIT_ROWS + 1) * gh.stride:
+        # overlapping windows: blocks two apart never share cells; even ones, then odd
+        _run_shared(run, blocks[0::2])
+        _run_shared(run, blocks[1::2])
     else:
-        run(0, n)
+        run(0, 1, 0, gh.out)
     return gx
 
 
