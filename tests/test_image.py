@@ -671,3 +671,19 @@ def test_zero_size_png_is_named_as_such():
     head += struct.pack(">I", zlib.crc32(head[12:]))
     with pytest.raises(ImageLoadError, match="0x0 pixels"):
         load_image(head + b"\x00" * 12)
+
+
+def test_save_image_in_bands_gives_the_one_pass_levels(tmp_path, monkeypatch):
+    """save_image quantises in bands of rows (bounded memory for 48-megapixel maps);
+    the levels and the range are those of to_uint8's single pass, NaN and inf too."""
+    import convscope.core.image as image_module
+    rng = np.random.default_rng(4)
+    fmap = rng.normal(size=(37, 23)).astype(np.float32) * 1e3
+    fmap[3, 4], fmap[20, 1], fmap[36, 22] = np.nan, np.inf, -np.inf
+    want = image_module.to_uint8(fmap)
+    monkeypatch.setattr(image_module, "_BAND_CELLS", 50)      # bands of 2 rows
+    rng_used = image_module.save_image(tmp_path / "m.png", fmap)
+    finite = fmap[np.isfinite(fmap)]
+    assert rng_used == (float(finite.min()), float(finite.max()))
+    with Image.open(tmp_path / "m.png") as im:
+        np.testing.assert_array_equal(np.asarray(im), want)
