@@ -38,7 +38,7 @@ import numpy as np
 
 __all__ = ["available", "enabled", "set_enabled", "ready", "conv_rows", "warm_up",
            "warm_up_in_background", "pool_ready", "pool_rows", "pool_back_rows",
-           "pool_back_ready", "col2im_rows"]
+           "pool_back_ready", "col2im_rows", "pool_back_avg_rows"]
 
 try:  # pragma: no cover - depends on the environment
     if os.environ.get("CONVSCOPE_JIT", "1").strip().lower() in ("0", "no", "false", "off"):
@@ -540,6 +540,63 @@ def _pool_back_rows(x, y, g, gx, C, op, kh, kw, sh, sw, dh, dw, ph, pw, n0, n1, 
                     _back_tap(xr, gxr, yr, rem, C, sw, off, c0, c1, tiles)
 
 
+def _pool_back_avg_rows(g, gx, div_r, div_c, C, kh, kw, sh, sw, dh, dw, ph, pw, n0, n1,
+                        r0, r1):
+    """Gradient of average pooling for output rows ``r0:r1`` of images ``n0:n1``: each
+    window's gradient divided by the forward's divisor (``div_r[r] * div_c[c]``, at
+    least 1) goes to every tap inside the input. g: (N, Ho, Wo*C); gx: (N, H, W*C),
+    written once per cell for windows that tile the input, else added into (zeroed by
+    the caller)."""
+    N, H, WC = gx.shape
+    W = WC // C
+    Wo = g.shape[2] // C
+    q = np.empty(Wo * C, g.dtype)
+    tiles = sh == kh and sw == kw and dh == 1 and dw == 1 and ph == 0 and pw == 0 \
+        and g.shape[1] * kh <= H and Wo * kw <= W
+    for n in range(n0, n1):
+        for r in range(r0, r1):
+            gr = g[n, r]
+            for c in range(Wo):
+                d = div_r[r] * div_c[c]
+                d = d if d > 0 else 1.0
+                for ch in range(C):
+                    q[c * C + ch] = gr[c * C + ch] / d
+            for i in range(kh):
+                ir = r * sh + i * dh - ph
+                if ir < 0 or ir >= H:
+                    continue
+                gxr = gx[n, ir]
+                for j in range(kw):
+                    off = j * dw - pw
+                    c0 = min(Wo, max(0, (-off + sw - 1) // sw))
+                    c1 = max(c0, min(Wo, (W - 1 - off) // sw + 1))
+                    if C == 3:
+                        if tiles:
+                            for c in range(c0, c1):
+                                xo = (c * sw + off) * 3
+                                gxr[xo] = q[3 * c]
+                                gxr[xo + 1] = q[3 * c + 1]
+                                gxr[xo + 2] = q[3 * c + 2]
+                        else:
+                            for c in range(c0, c1):
+                                xo = (c * sw + off) * 3
+                                gxr[xo] += q[3 * c]
+                                gxr[xo + 1] += q[3 * c + 1]
+                                gxr[xo + 2] += q[3 * c + 2]
+                    elif tiles:
+                        for c in range(c0, c1):
+                            gs = gxr[(c * sw + off) * C:(c * sw + off + 1) * C]
+                            qs = q[c * C:(c + 1) * C]
+                            for ch in range(C):
+                                gs[ch] = qs[ch]
+                    else:
+                        for c in range(c0, c1):
+                            gs = gxr[(c * sw + off) * C:(c * sw + off + 1) * C]
+                            qs = q[c * C:(c + 1) * C]
+                            for ch in range(C):
+                                gs[ch] += qs[ch]
+
+
 def _col2im_rows(dcols, gx, kh, kw, sh, sw, dh, dw, n0, n1):
     """col2im for images ``n0:n1``: add every window's gradient back onto the padded
     input. dcols: (N, Ho, Wo, kh*kw*C), columns ordered (tap row, tap col, channel) as
@@ -571,6 +628,7 @@ if numba is not None:  # pragma: no branch
     _back_row_exact = numba.njit(**_POOL_FLAGS)(_back_row_exact)
     _pool_back_rows = numba.njit(cache=True, **_POOL_FLAGS)(_pool_back_rows)
     _col2im_rows = numba.njit(cache=True, **_POOL_FLAGS)(_col2im_rows)
+    _pool_back_avg_rows = numba.njit(cache=True, **_POOL_FLAGS)(_pool_back_avg_rows)
 
 _kernels: dict = {}
 
@@ -706,7 +764,16 @@ def _load_pool_back(dtype) -> None:
         one = np.zeros((1, 1, 1), dtype)
         _pool_back_rows(one, one, one, one.copy(), 1, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, 1)
         _col2im_rows(np.zeros((1, 1, 1, 1), dtype), one.copy(), 1, 1, 1, 1, 1, 1, 0, 1)
+        d = np.ones(1, dtype)
+        _pool_back_avg_rows(one, one.copy(), d, d, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, 1)
     _pool_back_loaded.add(np.dtype(dtype))
+
+
+def pool_back_avg_rows(g, gx, div_r, div_c, C, kernel, stride, dilation, pad, n0, n1, r0,
+                       r1):
+    """Run the compiled average-pooling backward (see :func:`_pool_back_avg_rows`)."""
+    _pool_back_avg_rows(g, gx, div_r, div_c, C, kernel[0], kernel[1], stride[0], stride[1],
+                        dilation[0], dilation[1], pad[0], pad[1], n0, n1, r0, r1)
 
 
 def col2im_rows(dcols, gx, kernel, stride, dilation, n0, n1):

@@ -381,31 +381,32 @@ def _rows_view(a):
 
 
 def _backward_jit(g, x, geom, mode, output, kernel_size, stride, padding, dilation,
-                  ceil_mode):
-    """Max/min backward by the compiled loop (core._jit.pool_back_rows), for planar or
-    channels-last ``x`` (the CNN's activations); None where it does not apply. The
-    result has ``x``'s memory layout. Conv1's pool in the Keras convnet: 6.0 -> 1 ms."""
+                  ceil_mode, count_include_pad=True):
+    """Max/min/avg backward by the compiled loops (core._jit.pool_back_rows,
+    pool_back_avg_rows), for planar or channels-last ``x`` (the CNN's activations);
+    None where it does not apply. The result has ``x``'s memory layout. Conv1's pool in
+    the Keras convnet: 6.0 -> 1 ms."""
     if not _jit.pool_back_ready(x.dtype, x.size):
         return None
     xv = _rows_view(x)
     if xv is None:
         return None
     x3, c = xv
-    if output is None:
-        output = pool2d(x, kernel_size, stride, padding=padding, dilation=dilation, mode=mode,
-                        ceil_mode=ceil_mode)
     gh, gw = geom
+
+    def rows(a):  # (N, Ho, Wo*C) rows of an output-shaped array, in x's layout
+        a = np.asarray(a, dtype=x.dtype)
+        if c == 1:
+            return np.ascontiguousarray(a).reshape(-1, gh.out, gw.out)
+        return np.ascontiguousarray(np.moveaxis(a, -3, -1)).reshape(-1, gh.out, gw.out * c)
+
+    g3 = rows(g)
     tiles = _tiles(geom)
     alloc = np.empty if tiles else np.zeros   # tiling windows write every covered cell
     if c == 1:
-        y3 = np.ascontiguousarray(output, dtype=x.dtype).reshape(-1, gh.out, gw.out)
-        g3 = np.ascontiguousarray(g).reshape(-1, gh.out, gw.out)
         gx = alloc(x.shape, x.dtype)
         gx3 = gx.reshape(x3.shape)
     else:
-        y3 = np.ascontiguousarray(np.moveaxis(output.astype(x.dtype, copy=False), -3, -1)
-                                  ).reshape(-1, gh.out, gw.out * c)
-        g3 = np.ascontiguousarray(np.moveaxis(g, -3, -1)).reshape(-1, gh.out, gw.out * c)
         gxl = alloc(np.moveaxis(x, -3, -1).shape, x.dtype)     # channels-last memory
         gx = np.moveaxis(gxl, -1, -3)
         gx3 = gxl.reshape(x3.shape)
@@ -413,12 +414,23 @@ def _backward_jit(g, x, geom, mode, output, kernel_size, stride, padding, dilati
         gx3[:, gh.out * gh.kernel:, :] = 0
         gx3[:, :, gw.out * gw.kernel * c:] = 0
     n = x3.shape[0]
-    op = 0 if mode == "max" else 1
+    shape = ((gh.kernel, gw.kernel), (gh.stride, gw.stride), (gh.dilation, gw.dilation),
+             (gh.pad_before, gw.pad_before))
+    if mode == "avg":
+        div_r = _axis_counts(gh, count_include_pad).astype(x.dtype)
+        div_c = _axis_counts(gw, count_include_pad).astype(x.dtype)
 
-    def run(n0, n1, r0, r1):
-        _jit.pool_back_rows(x3, y3, g3, gx3, c, op, (gh.kernel, gw.kernel),
-                            (gh.stride, gw.stride), (gh.dilation, gw.dilation),
-                            (gh.pad_before, gw.pad_before), n0, n1, r0, r1)
+        def run(n0, n1, r0, r1):
+            _jit.pool_back_avg_rows(g3, gx3, div_r, div_c, c, *shape, n0, n1, r0, r1)
+    else:
+        if output is None:
+            output = pool2d(x, kernel_size, stride, padding=padding, dilation=dilation,
+                            mode=mode, ceil_mode=ceil_mode)
+        y3 = rows(output)
+        op = 0 if mode == "max" else 1
+
+        def run(n0, n1, r0, r1):
+            _jit.pool_back_rows(x3, y3, g3, gx3, c, op, *shape, n0, n1, r0, r1)
 
     if x.size < _JIT_TWO_THREADS:
         run(0, n, 0, gh.out)
@@ -486,9 +498,9 @@ def pool2d_backward(grad_out, x, kernel_size, stride=None, *, padding=0, dilatio
         raise ValueError(f"grad_out must have shape {x.shape[:-2] + (gh.out, gw.out)}, "
                          f"got {g.shape}")
     lead = x.shape[:-2]
-    if mode in ("max", "min"):
+    if mode in ("max", "min", "avg"):
         fast = _backward_jit(g, x, geom, mode, output, kernel_size, stride, padding,
-                             dilation, ceil_mode)
+                             dilation, ceil_mode, count_include_pad)
         if fast is not None:
             return fast
     fast = _backward_blocks(g, x, geom, mode, output)

@@ -127,7 +127,7 @@ def test_every_channel_count_stride_and_nan_pattern(engines, channels):
                                                err_msg=f"{mode} {trial}")
 
 
-@pytest.mark.parametrize("mode", ["max", "min"])
+@pytest.mark.parametrize("mode", ["max", "min", "avg"])
 def test_compiled_backward_matches_the_numpy_backward(engines, mode):
     """pool2d_backward's compiled loop (max/min) gives the numpy paths' gradient:
     ties to the first cell in scan order, NaN results to the last NaN, windows without
@@ -157,6 +157,8 @@ def test_compiled_backward_matches_the_numpy_backward(engines, mode):
         if trial % 5 == 0:
             base[rng.random(base.shape) < 0.1] = np.nan
         kw = dict(padding=p, dilation=d, mode=mode, ceil_mode=bool(trial % 2))
+        if mode == "avg":
+            kw["count_include_pad"] = trial % 3 != 0
         try:
             y = engines(base, k, s, jit=False, **kw)
         except ValueError:
