@@ -186,12 +186,41 @@ def main(argv=None) -> int:
             first_maps()
         else:
             win.resultShown.connect(first_maps)
+    install_quit_signals(win)
     rc = app.exec()
     # however the loop ended, stop the worker threads before Python tears down
     # (a QThread or a numba compile still running at exit crashed the interpreter)
     win.runner.shutdown()
     warm.join(timeout=2)  # loading the cache takes < 0.5 s; a compile runs in its own process
     return status["code"] or rc
+
+
+def install_quit_signals(win) -> None:
+    """SIGTERM, SIGHUP (a closed terminal, a logout) and Ctrl-C in the terminal close
+    the window as its close button does, without questions: a running export is
+    waited for (no staging folder is left behind), training and an animation being
+    saved are stopped, the session is saved. Before, these signals killed the process
+    on the spot. Python runs signal handlers only between bytecodes, so a timer gives
+    it the chance while Qt's loop waits."""
+    import signal
+
+    from PyQt6.QtCore import QTimer
+
+    def on_signal(signum, frame):  # noqa: ARG001 (signal handler signature)
+        win.quit_without_questions = True
+        QTimer.singleShot(0, win.close)
+
+    for name in ("SIGTERM", "SIGHUP", "SIGINT"):
+        signum = getattr(signal, name, None)
+        if signum is not None:
+            try:
+                signal.signal(signum, on_signal)
+            except (ValueError, OSError):  # not the main thread
+                pass
+    tick = QTimer(win)
+    tick.setInterval(200)
+    tick.timeout.connect(lambda: None)
+    tick.start()
 
 
 def _test_card():

@@ -975,8 +975,17 @@ class MainWindow(QMainWindow):
                                   f"stage: this is what it does to the photo (Ctrl+Z "
                                   f"removes it).", error=False)
 
+    #: set by a SIGTERM/SIGHUP/Ctrl-C handler (app.main): close without asking
+    quit_without_questions = False
+
     def closeEvent(self, ev):
-        if self.train_view.is_training():
+        if self.quit_without_questions:
+            if self.train_view.is_training():
+                self.train_view.stop_training(wait=True)
+            if self.step_view.saving():
+                self.step_view.stop_saving()
+                self.step_view._save_thread.join(timeout=60)
+        elif self.train_view.is_training():
             answer = QMessageBox.question(
                 self, "Training is running",
                 "A CNN is training. Stop it and quit?\nThe checkpoint of the last finished "
@@ -987,7 +996,7 @@ class MainWindow(QMainWindow):
                 ev.ignore()
                 return
             self.train_view.stop_training(wait=True)
-        if self.step_view.saving():
+        if self.step_view.saving() and not self.quit_without_questions:
             answer = QMessageBox.question(
                 self, "An animation is being saved",
                 "The step-through is being saved as an animation. Stop it and quit?\n"
