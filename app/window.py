@@ -1,5 +1,8 @@
 """The main window: wires the image, the pipeline editor, the grid and the explanation.
 
+Its exports live in :mod:`app.window_export` and its saved session in
+:mod:`app.window_session` (mixins of :class:`MainWindow`).
+
 The window owns no computation: core computes (in :class:`app.compute.PipelineRunner`'s
 worker thread), the panels edit, the grid shows.
 """
@@ -21,18 +24,17 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QLa
                              QScrollArea, QTabWidget, QToolBar,
                              QVBoxLayout, QWidget)
 
-from ..core.export import export_maps
-from ..core.sheet import render_sheet, save_sheet, sheet_format
 from ..core.image import ImageLoadError, load_image
 from ..core.matrix import MatrixError, is_matrix_path, load_matrix
 from ..core.fileio import atomic_write_bytes
 from ..core.pipeline import (ConvStage, Kernel, Pipeline, PipelineError, PipelineFileError,
-                           default_pipeline, load_pipeline, pipeline_from_dict,
-                           save_pipeline)
+                           default_pipeline, load_pipeline, save_pipeline)
 from ..core.explain import explain
 from ..core.kernels import format_kernel
 
 from .compute import PipelineRunner, RunOutput
+from .window_export import ExportMixin
+from .window_session import SessionMixin
 from .explain_panel import ExplainPanel
 from .help import HelpMenu
 from .history import History
@@ -80,7 +82,7 @@ class _Background(QObject):
         threading.Thread(target=target, daemon=True, name="convscope-io").start()
 
 
-class MainWindow(QMainWindow):
+class MainWindow(ExportMixin, SessionMixin, QMainWindow):
     BUNDLED_MODEL = BUNDLED_MODEL
     imageLoaded = pyqtSignal(str)
     resultShown = pyqtSignal(object)
@@ -852,70 +854,6 @@ class MainWindow(QMainWindow):
                 self.step_view.set_target(res, level, m)
             self.step_view.jump_to(level, m, row, col)
 
-    # ------------------------------------------------------------------ export
-    def export_maps_to(self, folder: str, bits: int = 8):
-        """Write every map (PNG + .npy) to ``folder`` in the background."""
-        if self.output is None:
-            self.message.show_message("Nothing to export yet.")
-            return
-        res = self.output.result
-        # describe what made these maps, not what is being edited now
-        made_by = Pipeline([lvl.stage for lvl in res.stages])
-        source = self.output_image_name
-        self._on_busy(True)
-        self._exporting = True
-
-        def job():
-            return export_maps(res, folder, bits=bits, pipeline=made_by, source=source,
-                               progress=lambda d, t: self._bg.progress.emit(d, t))
-        self._bg.start(("export", folder), job)
-
-    def export_maps_dialog(self):
-        folder = QFileDialog.getExistingDirectory(self, "Export maps to folder", self._last_dir())
-        if folder:
-            self.export_maps_to(folder)
-
-    def export_sheet(self, path: str, *, wait: bool = False) -> bool:
-        """Save every map of the result on screen as one picture (PNG or PDF), drawn
-        from the data at full map resolution with the grid's colours, headers and
-        colour bars (core.sheet), in the background; never with hover marks."""
-        if self.output is None:
-            self.message.show_message("Nothing to export yet.")
-            return False
-        try:
-            sheet_format(path)
-        except ValueError as exc:
-            self.message.show_message(str(exc))
-            return False
-        res = self.output.result
-        ranges = [list(r) for r in self.grid.ranges]
-        luts = [np.asarray(lut)[:, :3] for lut in self.grid.luts]
-        title = f"{os.path.basename(self.output_image_name)} · ConvScope"
-
-        def job():
-            save_sheet(render_sheet(res, ranges, luts, title=title), path)
-            return path
-
-        self._on_busy(True)
-        token = ("sheet", path)
-        if wait:
-            try:
-                self._on_background_done(token, job())
-            except (OSError, ValueError, MemoryError) as exc:
-                self._on_background_failed(token, exc)
-                return False
-            return True
-        self._bg.start(token, job)
-        return True
-
-    def export_sheet_dialog(self):
-        path, chosen = QFileDialog.getSaveFileName(
-            self, "Export sheet", self._last_dir(), "PNG image (*.png);;PDF document (*.pdf)")
-        if path:
-            if not path.lower().endswith((".png", ".pdf")):
-                path += ".pdf" if "pdf" in chosen.lower() else ".png"
-            self.export_sheet(path)
-
     # ------------------------------------------------------------------ learned kernels
     def send_kernel(self, weights: np.ndarray, name: str):
         """Put a kernel (e.g. a learned CNN filter) into the pipeline as a new convolution
@@ -1019,85 +957,3 @@ class MainWindow(QMainWindow):
             self.save_session()
         self.runner.shutdown()
         super().closeEvent(ev)
-
-    # ------------------------------------------------------------------ session
-    SESSION_KEYS = ("session/image", "session/pipeline", "session/display",
-                    "session/geometry", "session/state", "session/tab", "session/docks")
-
-    def save_session(self) -> None:
-        """The image (its path), pipeline, display settings, window geometry, dock layout
-        and tab, for the next start (QSettings)."""
-        st = self.settings
-        try:
-            pipe = json.dumps(self.panel.pipeline().to_dict())
-        except (TypeError, ValueError):
-            pipe = None
-        if pipe is not None:
-            st.setValue("session/pipeline", pipe)
-        image = self.image_name if os.path.isfile(self.image_name) else ""
-        st.setValue("session/image", os.path.abspath(image) if image else "")
-        st.setValue("session/display", json.dumps(self.display_settings()))
-        st.setValue("session/geometry", self.saveGeometry())
-        st.setValue("session/state", self.saveState())
-        st.setValue("session/tab", self.tabs.currentIndex())
-        st.setValue("session/docks", json.dumps(
-            {"pipeline": self._dock_visible[self.pipeline_dock],
-             "explain": self._dock_visible[self.explain_dock]}))
-        st.sync()
-
-    def restore_session(self) -> str | None:
-        """Bring back what :meth:`save_session` saved; returns the image path to open
-        (None: no image saved, or its file is gone). A damaged store is reported in the
-        message bar and ignored, part by part: never an exception."""
-        st = self.settings
-        problems = []
-
-        def part(key, fn):
-            raw = st.value(key)
-            if raw is None or raw == "":
-                return None
-            try:
-                return fn(raw)
-            except Exception as exc:  # noqa: BLE001 - damaged settings: report, go on
-                problems.append(f"{key.split('/')[1]} ({type(exc).__name__}: {exc})"[:160])
-                return None
-
-        pipe = part("session/pipeline", lambda raw: pipeline_from_dict(json.loads(str(raw))))
-        if pipe is not None:
-            self.panel.set_pipeline(pipe)
-            self.history.reset(self.panel.pipeline())
-        display = part("session/display", lambda raw: json.loads(str(raw)))
-        if isinstance(display, dict):
-            self.apply_display_settings(display)
-
-        def geometry(raw):
-            if not self.restoreGeometry(raw):
-                raise ValueError("unreadable")
-            return True
-
-        def state(raw):
-            if not self.restoreState(raw):
-                raise ValueError("unreadable")
-            return True
-
-        part("session/geometry", geometry)
-        part("session/state", state)
-        docks = part("session/docks", lambda raw: json.loads(str(raw)))
-        if isinstance(docks, dict):
-            for dock, key in ((self.pipeline_dock, "pipeline"), (self.explain_dock, "explain")):
-                if isinstance(docks.get(key), bool):
-                    self._dock_visible[dock] = docks[key]
-                    dock.setVisible(docks[key] and self.tabs.currentIndex() == 0)
-        tab = part("session/tab", lambda raw: int(raw))
-        if isinstance(tab, int) and 0 <= tab < self.tabs.count():
-            self.tabs.setCurrentIndex(tab)
-        image = part("session/image", lambda raw: str(raw))
-        if problems:
-            self.message.show_message("Parts of the saved session could not be read and were "
-                                      "skipped: " + "; ".join(problems))
-        return image if image and os.path.isfile(image) else None
-
-    @staticmethod
-    def clear_session(settings) -> None:
-        for key in MainWindow.SESSION_KEYS:
-            settings.remove(key)
