@@ -1,0 +1,282 @@
+"""The Train tab's widgets: the controls column (data, architecture,
+hyper-parameters, training) and the results column (plots, kernels, evaluation).
+Mixed into :class:`app.train_view.TrainView`."""
+
+from __future__ import annotations
+
+from .train_common import (ARCHITECTURES, BUNDLED_LABEL, ConfusionTable, FROM_JSON,
+                            GALLERY_SIZE, IDX_LABEL, IMAGES_LABEL, KernelGrid,
+                            MisclassifiedGallery, QAbstractItemView, QAbstractScrollArea,
+                            QComboBox, QDoubleSpinBox, QFont, QFrame, QGridLayout,
+                            QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton,
+                            QScrollArea, QSizePolicy, QSpinBox, QSplitter, QTableWidget,
+                            QVBoxLayout, QWidget, Qt, _RootLayout, _group, _style_plot, pg)
+
+
+class TrainLayoutMixin:
+    # ------------------------------------------------------------------ layout
+    def _make_controls(self) -> QWidget:
+        host = QWidget()
+        lay = _RootLayout(host)  # the table shrinks (and scrolls) before the pane scrolls
+        lay.setContentsMargins(0, 0, 6, 0)
+        lay.setSpacing(6)
+
+        # data
+        box = _group("Data")
+        v = QVBoxLayout(box)
+        self.data_combo = QComboBox()
+        self.data_combo.addItems([BUNDLED_LABEL, IDX_LABEL, IMAGES_LABEL])
+        self.data_combo.setToolTip("The bundled MNIST subset, a folder with the four MNIST "
+                                   "IDX files, or a folder with one sub-folder of images per "
+                                   "class. You can also drop a folder on this tab.")
+        self.data_combo.activated.connect(self._on_data_combo)
+        self.data_info = QLabel("Not loaded yet")
+        self.data_info.setWordWrap(True)
+        self.data_info.setStyleSheet("color: #333;")
+        v.addWidget(self.data_combo)
+        v.addWidget(self.data_info)
+        lay.addWidget(box)
+
+        # architecture
+        box = _group("Architecture")
+        v = QVBoxLayout(box)
+        row = QHBoxLayout()
+        self.arch_combo = QComboBox()
+        for name in ARCHITECTURES:
+            self.arch_combo.addItem(name, ARCHITECTURES[name])
+        self.arch_combo.addItem(FROM_JSON, None)
+        self.arch_combo.setToolTip("A preset, or an architecture JSON file")
+        self.arch_combo.activated.connect(self._on_arch_combo)
+        self.edit_button = QPushButton("Edit…")
+        self.edit_button.setToolTip("Edit the architecture as JSON")
+        self.edit_button.clicked.connect(self.edit_architecture)
+        row.addWidget(self.arch_combo, 1)
+        row.addWidget(self.edit_button)
+        v.addLayout(row)
+        self.arch_table = QTableWidget(0, 4)
+        self.arch_table.setHorizontalHeaderLabels(["#", "layer", "output", "params"])
+        for c, tip in enumerate(["layer index (PyTorch state-dict prefix)", "layer",
+                                 "output shape (channels×height×width)", "parameters"]):
+            self.arch_table.horizontalHeaderItem(c).setToolTip(tip)
+        self.arch_table.verticalHeader().hide()
+        self.arch_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.arch_table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.arch_table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.arch_table.setAlternatingRowColors(True)
+        self.arch_table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.arch_table.verticalHeader().setDefaultSectionSize(19)
+        self.arch_table.verticalHeader().setMinimumSectionSize(18)
+        hh = self.arch_table.horizontalHeader()
+        hh.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        hh.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        hh.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        hh.setSectionResizeMode(3, QHeaderView.ResizeMode.ResizeToContents)
+        self.arch_table.setMinimumHeight(110)
+        # as tall as its rows (down to the minimum, then it scrolls)
+        self.arch_table.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
+        self.arch_table.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Maximum)
+        self.arch_total = QLabel()
+        self.arch_total.setAlignment(Qt.AlignmentFlag.AlignRight)
+        v.addWidget(self.arch_table)
+        v.addWidget(self.arch_total)
+        lay.addWidget(box)
+
+        # hyper-parameters: two label/field pairs per row, so the table keeps its room
+        box = _group("Hyper-parameters")
+        grid = QGridLayout(box)
+        grid.setHorizontalSpacing(6)
+        grid.setVerticalSpacing(6)
+        self.epochs = QSpinBox()
+        self.epochs.setRange(1, 1000)
+        self.epochs.setValue(3)
+        self.batch_size = QSpinBox()
+        self.batch_size.setRange(1, 8192)
+        self.batch_size.setValue(128)
+        self.lr = QDoubleSpinBox()
+        self.lr.setDecimals(5)
+        self.lr.setRange(0.00001, 10.0)
+        self.lr.setSingleStep(0.0001)
+        self.lr.setValue(0.001)
+        self.lr.setToolTip("Learning rate (adam: ~0.001, SGD: ~0.01)")
+        self.optimizer = QComboBox()
+        self.optimizer.addItems(["adam", "sgd"])
+        self.optimizer.setToolTip("adam, or SGD with momentum 0.9")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setToolTip("Initial weights and batch order: the same seed gives the same run")
+        # the untrained model shown (its kernels) is the one Start begins with
+        self.seed.valueChanged.connect(lambda _: self._set_architecture_preview())
+        for w in (self.epochs, self.batch_size, self.lr, self.seed, self.optimizer):
+            w.setMinimumWidth(64)  # not the width of the largest value: the pane is narrow
+            if w is not self.optimizer:
+                w.setAlignment(Qt.AlignmentFlag.AlignRight)
+        pairs = [("Epochs", self.epochs), ("Batch size", self.batch_size),
+                 ("Learning rate", self.lr), ("Optimiser", self.optimizer), ("Seed", self.seed)]
+        for n, (text, w) in enumerate(pairs):
+            label = QLabel(text)
+            label.setBuddy(w)
+            r, c = divmod(n, 2)
+            grid.addWidget(label, r, 2 * c)
+            grid.addWidget(w, r, 2 * c + 1)
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(3, 1)
+        lay.addWidget(box)
+
+        # training and the model files
+        box = _group("Training")
+        v = QVBoxLayout(box)
+        row = QHBoxLayout()
+        self.start_button = QPushButton("Start")
+        self.start_button.setToolTip("Train the architecture above from new random weights")
+        self.start_button.clicked.connect(self.start_training)
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setCheckable(True)
+        self.pause_button.toggled.connect(self._on_pause_toggled)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop after the current batch; the last finished epoch's "
+                                    "checkpoint is kept")
+        self.stop_button.clicked.connect(lambda: self.stop_training(wait=False))
+        for b in (self.start_button, self.pause_button, self.stop_button):
+            row.addWidget(b)
+        v.addLayout(row)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("not started")
+        self.progress.setTextVisible(True)
+        self.progress.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        v.addWidget(self.progress)
+        self.speed_label = QLabel("–")
+        self.speed_label.setStyleSheet("color: #333;")
+        v.addWidget(self.speed_label)
+        row = QHBoxLayout()
+        self.save_button = QPushButton("Save model…")
+        self.save_button.setToolTip("Save the current model (weights + architecture, .npz)")
+        self.save_button.clicked.connect(self.save_model_dialog)
+        self.load_button = QPushButton("Load model…")
+        self.load_button.setToolTip("Load a model saved by ConvScope and evaluate it")
+        self.load_button.clicked.connect(self.load_model_dialog)
+        row.addWidget(self.save_button)
+        row.addWidget(self.load_button)
+        v.addLayout(row)
+        lay.addWidget(box)
+        lay.addStretch(1)
+
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(host)
+        scroll.setMinimumWidth(300)
+        return scroll
+
+    def _make_results(self) -> QWidget:
+        # plots
+        self.loss_plot = pg.PlotWidget(background="w")
+        _style_plot(self.loss_plot, "Training loss", "loss", "epoch")
+        lpi = self.loss_plot.getPlotItem()
+        lpi.addLegend(offset=(-8, 8), labelTextColor="#222", brush=(255, 255, 255, 200))
+        self.loss_raw = lpi.plot(pen=pg.mkPen((70, 130, 200, 120), width=1), name="per batch")
+        self.loss_smooth = lpi.plot(pen=pg.mkPen("#1f4e9c", width=2), name="smoothed")
+        self.acc_plot = pg.PlotWidget(background="w")
+        _style_plot(self.acc_plot, "Accuracy per epoch", "accuracy (%)", "epoch")
+        api = self.acc_plot.getPlotItem()
+        api.addLegend(offset=(-8, -8), labelTextColor="#222", brush=(255, 255, 255, 200))
+        self.acc_train = api.plot(pen=pg.mkPen("#1f77b4", width=2), symbol="o", symbolSize=6,
+                                  symbolBrush="#1f77b4", symbolPen=None, name="train",
+                                  connect="finite")
+        self.acc_test = api.plot(pen=pg.mkPen("#e6730f", width=2), symbol="s", symbolSize=6,
+                                 symbolBrush="#e6730f", symbolPen=None, name="test",
+                                 connect="finite")
+        self._loss_hint = pg.TextItem("Start training to see the loss", color="#888",
+                                      anchor=(0.5, 0.5))
+        self._loss_hint.setPos(0.5, 0.5)
+        lpi.addItem(self._loss_hint, ignoreBounds=True)
+        self._epoch_axis: dict = {}
+        self._acc_hint = pg.TextItem("Accuracy appears after each epoch", color="#888",
+                                     anchor=(0.5, 0.5))
+        self._acc_hint.setPos(0.5, 0.5)
+        api.addItem(self._acc_hint, ignoreBounds=True)
+
+        # kernels
+        kbox = _group("First-layer kernels")
+        kv = QVBoxLayout(kbox)
+        self.kernel_info = QLabel()
+        self.kernel_info.setWordWrap(True)
+        self.kernel_info.setStyleSheet("color: #333;")
+        self.kernel_grid = KernelGrid()
+        self.kernel_grid.selectionChanged.connect(self._on_kernel_selected)
+        kscroll = QScrollArea()
+        kscroll.setWidgetResizable(True)
+        kscroll.setFrameShape(QFrame.Shape.NoFrame)
+        kscroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        kwrap = QWidget()
+        kw_lay = QHBoxLayout(kwrap)
+        kw_lay.setContentsMargins(0, 0, 0, 0)
+        kw_lay.addStretch(1)
+        kw_lay.addWidget(self.kernel_grid, 0, Qt.AlignmentFlag.AlignTop)
+        kw_lay.addStretch(1)
+        kscroll.setWidget(kwrap)
+        self.kernel_scale = QLabel()
+        self.kernel_scale.setStyleSheet("color: #555; font-size: 11px;")
+        self.kernel_scale.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.send_button = QPushButton("Send to kernel editor")
+        self.send_button.setToolTip("Add the selected filter to the pipeline's convolution")
+        self.send_button.clicked.connect(self.send_selected_kernel)
+        kv.addWidget(self.kernel_info)
+        kv.addWidget(kscroll, 1)
+        kv.addWidget(self.kernel_scale)
+        kv.addWidget(self.send_button)
+        kbox.setFixedWidth(300)
+
+        top = QWidget()
+        th = QHBoxLayout(top)
+        th.setContentsMargins(0, 0, 0, 0)
+        th.setSpacing(6)
+        th.addWidget(self.loss_plot, 1)
+        th.addWidget(self.acc_plot, 1)
+        th.addWidget(kbox)
+
+        # test results
+        cbox = _group("Test results")
+        cv = QVBoxLayout(cbox)
+        self.model_info = QLabel()
+        self.model_info.setWordWrap(True)
+        self.model_info.setStyleSheet("color: #333;")
+        cv.addWidget(self.model_info)
+        self.accuracy_label = QLabel("No test results yet")
+        f = QFont(self.accuracy_label.font())
+        f.setPointSizeF(f.pointSizeF() * 1.35)
+        f.setBold(True)
+        self.accuracy_label.setFont(f)
+        self.accuracy_detail = QLabel("")
+        self.accuracy_detail.setStyleSheet("color: #555;")
+        self.confusion = ConfusionTable()
+        self.confusion_caption = axes = QLabel(
+            "Confusion matrix · rows: true class · columns: predicted")
+        axes.setStyleSheet("color: #555; font-size: 11px;")
+        cv.addWidget(self.accuracy_label)
+        cv.addWidget(self.accuracy_detail)
+        cv.addWidget(axes)
+        cv.addWidget(self.confusion, 0, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        cv.addStretch(1)
+
+        cbox.setMinimumWidth(370)
+        gbox = _group(f"Misclassified test digits (first {GALLERY_SIZE})")
+        gv = QVBoxLayout(gbox)
+        self.gallery = MisclassifiedGallery()
+        gv.addWidget(self.gallery)
+
+        bottom = QWidget()
+        bh = QHBoxLayout(bottom)
+        bh.setContentsMargins(0, 0, 0, 0)
+        bh.setSpacing(6)
+        bh.addWidget(cbox, 0)
+        bh.addWidget(gbox, 1)
+
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(top)
+        split.addWidget(bottom)
+        split.setChildrenCollapsible(False)
+        split.setSizes([300, 460])
+        return split
