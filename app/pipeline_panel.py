@@ -40,7 +40,7 @@ from ..core.pipeline import (
     stage_formula,
 )
 
-from .kernel_editor import signals_blocked
+from .form_widgets import signals_blocked
 from .stage_editors import EDITORS, StageEditor
 
 __all__ = ["PipelinePanel", "NEW_STAGES"]

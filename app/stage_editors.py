@@ -54,7 +54,8 @@ from ..core.pipeline import (
 )
 from ..core.pool import POOL_MODES
 
-from .kernel_editor import STYLE_SHEET, FieldFrame, KernelEditor, form_label, signals_blocked
+from .form_widgets import STYLE_SHEET, FieldFrame, form_label, signals_blocked
+from .kernel_editor import KernelEditor
 
 __all__ = ["StageEditor", "ConvStageEditor", "ActivationEditor", "PoolEditor", "EDITORS",
            "PairSpin"]

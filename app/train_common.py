@@ -28,7 +28,7 @@ from ..core.nn.model import (ARCHITECTURES, ModelFileError, Sequential, build, l
                            load_model, save_model)
 from ..core.nn.train import CHECKPOINT, FINAL, TrainConfig
 
-from .kernel_editor import signals_blocked
+from .form_widgets import signals_blocked
 from .message_bar import MessageBar
 from .train_widgets import (ERROR_RED, ArchitectureDialog, ConfusionTable, KernelGrid,
                             MisclassifiedGallery, digit_image, kernel_images)  # noqa: F401
