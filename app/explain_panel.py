@@ -31,7 +31,7 @@ from PyQt6.QtWidgets import (
     QSizePolicy, QToolTip, QVBoxLayout, QWidget,
 )
 
-from ..core.explain import Explanation, format_arithmetic, format_number
+from ..core.explain import Explanation, explain, format_arithmetic, format_number
 
 __all__ = ["ExplainPanel", "ValueGrid", "FlowLayout", "format_number", "HINT"]
 
@@ -422,6 +422,25 @@ class ExplainPanel(QWidget):
         self.clear()
 
     # ------------------------------------------------------------------ public
+    def bind_document(self, doc) -> None:
+        """Explain ``doc``'s selected cell (core.explain): when it is clicked, and again
+        on each new result; a cell the step-through moves to is only marked on the maps
+        (the explanation stays on the cell the user chose until the next result)."""
+        def follow(sel, source):
+            if sel is None:
+                self.clear()
+            elif source != "step" and doc.output is not None:
+                res = doc.output.result
+                level, m, row, col = sel
+                try:
+                    ex = explain(res, level, m, row, col)
+                except IndexError:   # the cell is gone (a smaller output)
+                    doc.clear_selection()
+                    return
+                self.show_explanation(ex, input_labels=res.level(level - 1).labels
+                                      if level >= 0 else None)
+        doc.selectionChanged.connect(follow)
+
     def clear(self) -> None:
         """Show the hint instead of an explanation."""
         self._ex = None

@@ -851,6 +851,30 @@ class FeatureGrid(QScrollArea):
         for bar in self._bars.values():
             bar.setFixedHeight(mh + extra)
 
+    #: the "Map size" choices: a fixed map width in pixels, or None (fit the window)
+    MAP_SIZES = {"fit": None, "small": 160, "medium": 280, "large": 480}
+
+    def bind_document(self, doc) -> None:
+        """Show ``doc``'s results with its display settings, mark its explained cell,
+        and ask it to explain the cell clicked (or Enter) and to forget one (Esc)."""
+        doc.resultChanged.connect(self.set_output)
+        doc.displayChanged.connect(self.apply_display_settings)
+        doc.selectionChanged.connect(self._follow_selection)
+        self.clicked.connect(lambda level, m, row, col: doc.select(level, m, row, col))
+        self.selectionCleared.connect(doc.clear_selection)
+
+    def apply_display_settings(self, d: dict) -> None:
+        """The display toolbar's settings (app.document.DISPLAY_DEFAULTS' keys)."""
+        self.set_map_width(self.MAP_SIZES.get(d["map_size"]))
+        self.cmap_choice, self.scale, self.robust = d["colormap"], d["scale"], d["clip"]
+        self.refresh()
+
+    def _follow_selection(self, sel, _source: str) -> None:
+        if sel is None:
+            self.clear_selection()
+        else:
+            self.select(*sel)
+
     def set_map_width(self, px: int | None):
         """Fixed map width in pixels, or None to fit the columns to the window."""
         self.auto_size = px is None

@@ -1,11 +1,12 @@
 """Undo and redo for everything the user edits in the image tab.
 
-Every edit reaches the window's pipeline through one path, :meth:`History.commit`:
-the pipeline editor reports that it changed, the history compares the new pipeline
-with the last committed one (:func:`core.changes.describe_change`), and pushes a
-snapshot command named after the change ("add pool stage", "change stride of stage
-1"). Undo and redo put a snapshot back into the editor and recompute. Consecutive
-edits of one field (typing "3", "30", "300") merge into one step.
+Every edit of the pipeline reaches the document (:class:`app.document.Document`)
+through one path, :meth:`History.commit`: the history compares the new pipeline with
+the last committed one (:func:`core.changes.describe_change`) and pushes a snapshot
+command named after the change ("add pool stage", "change stride of stage 1"). Undo
+and redo put a snapshot back into the document, which announces it (the editor shows
+it, the maps are recomputed). Consecutive edits of one field (typing "3", "30",
+"300") merge into one step.
 
 Images and display settings are undone the same way, with their own commands.
 Snapshots are the pipeline's JSON form (small: kernels are at most 15x15), so the
@@ -82,15 +83,15 @@ class _CallbackStep(QUndoCommand):
 
 
 class History:
-    """The window's undo stack and the pipeline as last committed.
+    """The document's undo stack and the pipeline as last committed.
 
-    ``window`` provides ``set_pipeline_quietly(Pipeline)`` (show it in the editor and
-    recompute, without a new step).
+    ``owner`` (an :class:`app.document.Document`) provides
+    ``set_pipeline_quietly(Pipeline)``: put it back and announce it, without a new step.
     """
 
-    def __init__(self, window):
-        self._window = window
-        self.stack = QUndoStack(window)
+    def __init__(self, owner):
+        self._owner = owner
+        self.stack = QUndoStack(owner)
         self.stack.setUndoLimit(UNDO_LIMIT)
         self.committed: list[dict] = []
         self._committed_pipe = Pipeline([])
@@ -126,7 +127,7 @@ class History:
         self._applying = True
         try:
             self.committed, self._committed_pipe = state
-            self._window.set_pipeline_quietly(self._committed_pipe.copy())
+            self._owner.set_pipeline_quietly(self._committed_pipe.copy())
         finally:
             self._applying = False
 

@@ -187,6 +187,23 @@ class PipelinePanel(QWidget):
         lay.addWidget(line)
         lay.addWidget(scroll, 1)
 
+    # ------------------------------------------------------------------ the document
+    def bind_document(self, doc) -> None:
+        """Edit ``doc`` (:class:`app.document.Document`) and follow it: each edit made
+        here becomes one of its undo steps; a pipeline it announces that differs from
+        the one shown (an undo, a loaded file) is shown; results give the stage sizes,
+        errors mark the stage and field at fault."""
+        self.pipelineChanged.connect(lambda: doc.edit_pipeline(self.pipeline()))
+        doc.pipelineChanged.connect(self._follow_pipeline)
+        doc.resultChanged.connect(
+            lambda out: self.set_shapes(out.result.input.shape,
+                                        [s.shape for s in out.result.stages]))
+        doc.errorChanged.connect(self.show_error)
+
+    def _follow_pipeline(self, p: Pipeline) -> None:
+        if p.to_dict() != self._pipeline.to_dict():
+            self.set_pipeline(p)
+
     # ------------------------------------------------------------------------- API
 
     def set_pipeline(self, p: Pipeline) -> None:

@@ -132,12 +132,47 @@ class StepView(QWidget):
         self._save_thread: threading.Thread | None = None
         self._save_stop = threading.Event()
 
-    # ------------------------------------------------------------------ target
     def _enable(self, on: bool):
         for w in (self.back_button, self.play_button, self.next_button, self.scrubber,
                   self.save_button):
             w.setEnabled(on)
 
+    # ------------------------------------------------------------------ the document
+    def bind_document(self, doc) -> None:
+        """Follow ``doc`` while shown: step through the map of its selected cell, from
+        that cell; keep the same stage and cell on a new result; and make each cell
+        shown here the document's selected cell (marked on the maps)."""
+        def step_to_doc(level, m, row, col):
+            if doc.output is not None and doc.output.result is self.result:
+                doc.select(level, m, row, col, "step")
+
+        def follow_selection(sel, source):
+            if sel is None or source == "step" or not self.isVisible() or \
+                    doc.output is None or sel[0] < 0:
+                return
+            level, m, row, col = sel
+            res = doc.output.result
+            if self.result is not res:
+                self.set_target(res, level, m)
+            step = self.current_step() if self.result is not None else None
+            if step is None or (level, m, row, col) != (self.level, self.map_index,
+                                                        step.row, step.col):
+                self.jump_to(level, m, row, col)
+
+        def follow_result(out):
+            res = out.result
+            if not self.isVisible() or self.result is None or self.result is res:
+                return
+            if self.level < len(res.stages) and \
+                    self.map_index < res.stages[self.level].maps.shape[0]:
+                cell = min(self.cell_of(self.index), res.stages[self.level].maps[0].size - 1)
+                self.set_target(res, self.level, self.map_index, cell=cell)
+
+        self.stepChanged.connect(step_to_doc)
+        doc.selectionChanged.connect(follow_selection)
+        doc.resultChanged.connect(follow_result)
+
+    # ------------------------------------------------------------------ target
     def set_target(self, result, level: int, map_index: int, cell: int = 0) -> bool:
         """Step through map ``map_index`` of stage ``level`` of ``result`` (False and a
         message when that stage does not slide a window)."""

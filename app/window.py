@@ -10,28 +10,17 @@ worker thread), the panels edit, the grid shows.
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
-from PyQt6.QtCore import (QBuffer, QIODevice, QObject, QSettings, Qt, QTimer, QUrl,
-                          pyqtSignal)
+from PyQt6.QtCore import QObject, QSettings, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QGuiApplication, QKeySequence
-from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QLabel,
-                             QMainWindow, QMessageBox, QProgressBar,
-                             QScrollArea, QTabWidget, QToolBar,
+from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QLabel, QMainWindow,
+                             QMessageBox, QProgressBar, QScrollArea, QTabWidget, QToolBar,
                              QVBoxLayout, QWidget)
 
-from ..core.image import ImageLoadError, load_image
-from ..core.matrix import MatrixError, is_matrix_path, load_matrix
-from ..core.fileio import atomic_write_bytes
-from ..core.pipeline import (ConvStage, Kernel, Pipeline, PipelineError, PipelineFileError,
-                           default_pipeline, load_pipeline, save_pipeline)
-from ..core.explain import explain
-from ..core.kernels import format_kernel
+from ..core.pipeline import ConvStage, Kernel, default_pipeline
 
 from .compute import PipelineRunner, RunOutput
 from .window_export import ExportMixin
@@ -39,9 +28,10 @@ from .window_files import ASSETS, MAX_RECENT, SAMPLE_IMAGE, FilesMixin, read_inp
 from .window_session import SessionMixin
 from .explain_panel import ExplainPanel
 from .help import HelpMenu
-from .history import History
+from .document import Document
+from .form_widgets import signals_blocked
 from .step_view import StepView
-from .grid import COLORMAPS, STALE_AFTER_MS, FeatureGrid, size_text
+from .grid import COLORMAPS, STALE_AFTER_MS, FeatureGrid
 from .message_bar import MessageBar
 from .inspect_view import InspectView
 from .pipeline_panel import PipelinePanel
@@ -85,11 +75,10 @@ class MainWindow(FilesMixin, ExportMixin, SessionMixin, QMainWindow):
         self.setWindowTitle("ConvScope")
         self.setAcceptDrops(True)
         self.settings = settings if settings is not None else QSettings("ConvScope", "ConvScope")
-        self.image: np.ndarray | None = None
-        self.image_name = ""
-        self.output: RunOutput | None = None
-        self.output_image_name = ""
-        self.selected = None  # (level, map label, row, col) of the explained pixel
+        # the image, pipeline, display settings, result and selected cell, with the
+        # undo history: every view edits it and listens to it (app.document)
+        self.document = doc = Document(self)
+        self.history = doc.history
         self._exporting = False
         self._bundled_tried = False
         self._step_dock_sized = False
@@ -107,9 +96,8 @@ class MainWindow(FilesMixin, ExportMixin, SessionMixin, QMainWindow):
         self._bg.progress.connect(self._on_progress)
 
         self.grid = FeatureGrid()
+        self.grid.bind_document(doc)
         self.grid.hoverText.connect(self._on_hover_text)
-        self.grid.clicked.connect(self._on_click)
-        self.grid.selectionCleared.connect(self._on_selection_cleared)
         self.grid.previewsTooSmall.connect(self.recompute)  # maps drawn larger: sharper previews
         self.message = MessageBar()
         image_tab = QWidget()
@@ -139,7 +127,7 @@ class MainWindow(FilesMixin, ExportMixin, SessionMixin, QMainWindow):
             self.inspect_view.sendKernel.connect(self._on_learned_kernel)
 
         self.panel = PipelinePanel()
-        self.panel.pipelineChanged.connect(self._on_pipeline_edited)
+        self.panel.bind_document(doc)
         dock = QDockWidget("Pipeline", self)
         dock.setObjectName("pipeline-dock")
         dock.setWidget(self.panel)
@@ -147,6 +135,7 @@ class MainWindow(FilesMixin, ExportMixin, SessionMixin, QMainWindow):
                          QDockWidget.DockWidgetFeature.DockWidgetClosable)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
         self.explain_panel = ExplainPanel()
+        self.explain_panel.bind_document(doc)
         edock = QDockWidget("Explain a pixel", self)
         edock.setObjectName("explain-dock")
         edock.setWidget(self.explain_panel)
@@ -154,6 +143,7 @@ class MainWindow(FilesMixin, ExportMixin, SessionMixin, QMainWindow):
                           QDockWidget.DockWidgetFeature.DockWidgetClosable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, edock)
         self.step_view = StepView()
+        self.step_view.bind_document(doc)
         sdock = QDockWidget("Step through a stage", self)
         sdock.setObjectName("step-dock")
         sdock.setWidget(self.step_view)
@@ -162,7 +152,6 @@ class MainWindow(FilesMixin, ExportMixin, SessionMixin, QMainWindow):
                           QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, sdock)
         sdock.hide()
-        self.step_view.stepChanged.connect(self._on_step)
         sdock.visibilityChanged.connect(self._on_step_dock_shown)
         self.step_view.saved.connect(
             lambda p: self.message.show_message(f"Saved the animation to {p}", error=False))
@@ -188,13 +177,42 @@ class MainWindow(FilesMixin, ExportMixin, SessionMixin, QMainWindow):
         self._drop_hint.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self._drop_hint.hide()
 
-        self.history = History(self)
         self._make_actions()
         self._make_toolbar()
         self._make_statusbar()
-        self._display = self.display_settings()
-        self.panel.set_pipeline(default_pipeline())
-        self.history.reset(self.panel.pipeline())
+        # the window's own parts that follow the document
+        doc.imageChanged.connect(self._on_image)
+        doc.pipelineChanged.connect(self.recompute)
+        doc.displayChanged.connect(self._show_display_settings)
+        doc.errorChanged.connect(self._on_error)
+        doc.resultChanged.connect(self._on_result_shown)
+        doc.selectionChanged.connect(self._on_selection)
+        doc.failed.connect(self.message.show_message)
+        doc.reset_pipeline(default_pipeline())
+
+    # ------------------------------------------------------------------ the document's state
+    # (read-only views of app.document.Document, which the views edit and follow)
+    @property
+    def image(self) -> np.ndarray | None:
+        return self.document.image
+
+    @property
+    def image_name(self) -> str:
+        return self.document.image_name
+
+    @property
+    def output(self) -> RunOutput | None:
+        """The last valid result shown."""
+        return self.document.output
+
+    @property
+    def output_image_name(self) -> str:
+        return self.document.output_image_name
+
+    @property
+    def selected(self):
+        """(level, map label, row, col) of the explained cell, or None."""
+        return self.document.selection
 
     # ------------------------------------------------------------------ chrome
     def _action(self, text, slot, shortcut=None, tip=""):
@@ -390,102 +408,66 @@ class MainWindow(FilesMixin, ExportMixin, SessionMixin, QMainWindow):
             self.progress.setFormat("stage %v of %m")
 
     def _on_result(self, out: RunOutput):
-        res = out.result
-        if res.error is not None:
-            # keep every stage's last good maps on screen; mark the bad field
-            self.panel.show_error(res.error)
-            self.message.show_message(f"{res.error}. The maps shown are the last valid result.")
-            self.resultFailed.emit(str(res.error))
+        """The runner finished: the document takes the result (the views follow it)."""
+        self.document.set_result(out)
+        if out.result.error is not None:
+            self.resultFailed.emit(str(out.result.error))
             return
-        self.panel.show_error(None)
+        stage = getattr(self, "_example_stage", None)
+        if stage is not None and stage < len(out.result.stages):
+            self._example_stage = None
+            self.step_through(stage, 0)
+        self.resultShown.emit(out)
+
+    def _on_error(self, err):
+        if err is not None:
+            # every stage keeps its last good maps on screen; the editor marks the field
+            self.message.show_message(f"{err}. The maps shown are the last valid result.")
+            return
         self._stale_timer.stop()
         if self.message.isVisible() and "last valid result" in self.message.label.text():
             self.message.hide()
-        self.output = out
-        self.output_image_name = self.image_name
-        self.panel.set_shapes(res.input.shape, [s.shape for s in res.stages])
-        self.grid.set_output(out)
-        total_ms = sum(s.seconds for s in res.stages) * 1e3
+
+    def _on_result_shown(self, out: RunOutput):
+        total_ms = sum(s.seconds for s in out.result.stages) * 1e3
         self.timing_label.setText(f"pipeline {total_ms:.1f} ms")
-        if self.selected is not None:
-            level, label, row, col = self.selected
-            labels = res.level(level).labels if level < len(res.stages) else []
-            if label in labels:  # maps may have been renumbered (kernels added/removed)
-                self._explain(level, labels.index(label), row, col)
-                if self.selected is not None:
-                    self.grid.select(level, labels.index(label), row, col)
-            else:
-                self._on_selection_cleared()
-                self.grid.clear_selection()
-        stage = getattr(self, "_example_stage", None)
-        if stage is not None and stage < len(res.stages):
-            self._example_stage = None
-            self.step_through(stage, 0)
-        elif self.step_dock.isVisible() and self.step_view.result is not None and \
-                self.step_view.result is not res:
-            sv = self.step_view  # follow edits: same stage and cell on the new result
-            if sv.level < len(res.stages) and sv.map_index < res.stages[sv.level].maps.shape[0]:
-                cell = min(sv.cell_of(sv.index), res.stages[sv.level].maps[0].size - 1)
-                sv.set_target(res, sv.level, sv.map_index, cell=cell)
-        self.resultShown.emit(out)
 
     def display_settings(self) -> dict:
+        return dict(self.document.display)
+
+    def apply_display_settings(self, d: dict) -> None:
+        """New display settings without an undo step (unknown or missing values keep
+        their setting)."""
+        boxes = {"colormap": self.cmap_box, "scale": self.scale_box, "map_size": self.size_box}
+        self.document.apply_display({k: v for k, v in d.items()
+                                     if k not in boxes or (isinstance(v, str)
+                                                           and boxes[k].findText(v) >= 0)})
+
+    def _toolbar_settings(self) -> dict:
         return {"colormap": self.cmap_box.currentText(), "scale": self.scale_box.currentText(),
                 "clip": self.robust_box.isChecked(), "map_size": self.size_box.currentText()}
 
-    def apply_display_settings(self, d: dict) -> None:
-        """Set the display toolbar (unknown or missing values keep their setting)."""
-        boxes = ((self.cmap_box, "colormap"), (self.scale_box, "scale"),
-                 (self.size_box, "map_size"))
-        for box, key in boxes:
-            box.blockSignals(True)
-            if isinstance(d.get(key), str) and box.findText(d[key]) >= 0:
-                box.setCurrentText(d[key])
-            box.blockSignals(False)
-        self.robust_box.blockSignals(True)
-        if isinstance(d.get("clip"), bool):
-            self.robust_box.setChecked(d["clip"])
-        self.robust_box.blockSignals(False)
-        self._display = self.display_settings()
-        self._apply_map_size(self.size_box.currentText())
-        self._apply_display()
-
     def _on_display_option(self, *_):
-        after = self.display_settings()
-        before = getattr(self, "_display", after)
-        changed = [k for k in after if after[k] != before.get(k)]
-        self._display = after
-        if changed:
-            what = {"colormap": "colormap", "scale": "value scale", "clip": "1 % clipping",
-                    "map_size": "map size"}[changed[0]]
-            self.history.push_step(f"change {what}", self.apply_display_settings, before, after)
-        self._apply_map_size(after["map_size"])
-        self._apply_display()
+        """The user changed a display setting in the toolbar: one undo step."""
+        self.document.set_display(self._toolbar_settings())
 
-    def _apply_map_size(self, text: str):
-        self.grid.set_map_width({"fit": None, "small": 160, "medium": 280,
-                                 "large": 480}.get(text))
-
-    def _apply_display(self):
-        self.grid.cmap_choice = self.cmap_box.currentText()
-        self.grid.scale = self.scale_box.currentText()
-        self.grid.robust = self.robust_box.isChecked()
-        self.grid.refresh()
+    def _show_display_settings(self, d: dict):
+        """The toolbar shows the document's display settings."""
+        with signals_blocked(self.cmap_box, self.scale_box, self.size_box, self.robust_box):
+            self.cmap_box.setCurrentText(d["colormap"])
+            self.scale_box.setCurrentText(d["scale"])
+            self.size_box.setCurrentText(d["map_size"])
+            self.robust_box.setChecked(d["clip"])
 
     def _on_hover_text(self, text: str):
         self.hover_label.setText(text or HOVER_HINT)
 
-    def _on_click(self, level, m, row, col):
-        self.selected = (level, self.output.result.level(level).labels[m], row, col)
-        self._explain(level, m, row, col)
-        if self.selected is not None and not self.explain_dock.isVisible():
+    def _on_selection(self, sel, source: str):
+        """A clicked cell is explained in the explanation dock: show it if hidden."""
+        if source == "click" and self.selected is not None and \
+                not self.explain_dock.isVisible():
             self.explain_dock.show()
             self.resizeDocks([self.explain_dock], [310], Qt.Orientation.Horizontal)
-
-    def _on_step(self, level, m, row, col):
-        """The step-through moved: mark its cell and window on the maps."""
-        if self.output is not None and self.output.result is self.step_view.result:
-            self.grid.select(level, m, row, col)
 
     def _on_step_dock_shown(self, visible: bool):
         """The step-through opens at half the window's height (its frames need room),
@@ -526,36 +508,13 @@ class MainWindow(FilesMixin, ExportMixin, SessionMixin, QMainWindow):
         self.step_view.predict.setChecked(ex.predict)
         self._example_stage = ex.stage
 
-    def _on_selection_cleared(self):
-        self.selected = None
-        self.explain_panel.clear()
-
-    def _explain(self, level, m, row, col):
-        res = self.output.result
-        try:
-            ex = explain(res, level, m, row, col)
-        except IndexError:
-            self.selected = None
-            self.explain_panel.clear()
-            return
-        inputs = res.level(level - 1).labels if level >= 0 else None
-        self.explain_panel.show_explanation(ex, input_labels=inputs)
-        if self.step_dock.isVisible() and level >= 0 and \
-                (self.step_view.result is not res or
-                 (level, m) != (self.step_view.level, self.step_view.map_index) or
-                 (row, col) != (self.step_view.current_step().row,
-                                self.step_view.current_step().col)):
-            if self.step_view.result is not res:
-                self.step_view.set_target(res, level, m)
-            self.step_view.jump_to(level, m, row, col)
-
     # ------------------------------------------------------------------ learned kernels
     def send_kernel(self, weights: np.ndarray, name: str):
         """Put a kernel (e.g. a learned CNN filter) into the pipeline as a new convolution
         stage after the selected one (selected; one undo step). The stages already
         there are left as they are: a learned 3x3 kernel appended to a stage of 7x3
         kernels broke that stage."""
-        pipe = self.panel.pipeline()
+        pipe = self.document.pipeline()
         at = self.panel.current_stage() + 1 if self.panel.current_stage() >= 0 \
             else len(pipe.stages)
         pipe.stages.insert(at, ConvStage([Kernel(np.array(weights, dtype=np.float64),

@@ -6,7 +6,6 @@ use."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from ..core.fileio import atomic_write_bytes
 from ..core.image import ImageLoadError, load_image
 from ..core.kernels import format_kernel
 from ..core.matrix import MatrixError, is_matrix_path, load_matrix
-from ..core.pipeline import (Kernel, Pipeline, PipelineError, PipelineFileError, load_pipeline,
+from ..core.pipeline import (Pipeline, PipelineError, PipelineFileError, load_pipeline,
                              save_pipeline)
 from .grid import size_text
 
@@ -41,37 +40,12 @@ class FilesMixin:
     def set_image(self, image: np.ndarray, name: str):
         """Show a new image (H, W, C float32: a photo in [0, 1], or a matrix of any
         values) and recompute (one undo step)."""
-        if self.image is not None and image is not self.image:
-            before = (self._image_state(), self.image_name)
-            after = (name if os.path.isfile(name) else image, name)
-            self.history.push_step(f"open image {os.path.basename(name)}",
-                                   self._restore_image, before, after)
-        self._show_image(image, name)
+        self.document.set_image(image, name)
 
-    def _image_state(self):
-        """What an undo needs to bring the current image back: its path, or the pixels
-        of an image that has no file (pasted, generated)."""
-        return self.image_name if os.path.isfile(self.image_name) else self.image
-
-    def _restore_image(self, state):
-        source, name = state
-        if isinstance(source, str):
-            try:
-                image = (load_matrix if is_matrix_path(source) else load_image)(source)
-            except (ImageLoadError, MatrixError) as exc:
-                self.message.show_message(f"Cannot reopen {source}: {exc}")
-                return
-        else:
-            image = source
-        self._show_image(image, name)
-
-    def _show_image(self, image: np.ndarray, name: str):
-        self.image = image
+    def _on_image(self):
+        """The document has a new image (opened, or an undo): title, photo, maps."""
+        image, name = self.image, self.image_name
         self.inspect_view.set_photo(image)
-        self.image_name = name
-        self.selected = None
-        self.explain_panel.clear()
-        self.grid.clear_selection()
         h, w, c = image.shape
         self.setWindowTitle(f"ConvScope — {os.path.basename(name)} ({size_text(h, w)}, "
                             f"{c} channel{'s' if c != 1 else ''})")
@@ -245,25 +219,18 @@ class FilesMixin:
         self.recent_menu.setEnabled(bool(items))
 
     # ------------------------------------------------------------------ pipeline
-    def _on_pipeline_edited(self):
-        self.history.commit(self.panel.pipeline())
-        self.recompute()
-
     def set_pipeline_quietly(self, pipe: Pipeline) -> None:
         """Show ``pipe`` in the editor and recompute, as an undo or redo does."""
-        self.panel.set_pipeline(pipe)
-        self.recompute()
+        self.document.set_pipeline_quietly(pipe)
 
     def set_pipeline(self, pipe: Pipeline, text: str) -> None:
         """Replace the whole pipeline as one undoable step named ``text``."""
-        self.panel.set_pipeline(pipe)
-        self.history.commit(self.panel.pipeline(), text)
-        self.recompute()
+        self.document.edit_pipeline(pipe, text)
 
-    def recompute(self):
+    def recompute(self, *_):
         if self.image is None:
             return
-        self.runner.request(self.image, self.panel.pipeline(), self.grid.preview_side())
+        self.runner.request(self.image, self.document.pipeline(), self.grid.preview_side())
 
     def load_pipeline_file(self, path: str) -> bool:
         try:
@@ -285,7 +252,7 @@ class FilesMixin:
 
     def save_pipeline_file(self, path: str) -> bool:
         try:
-            save_pipeline(path, self.panel.pipeline())
+            save_pipeline(path, self.document.pipeline())
         except PipelineError as exc:
             self.message.show_message(f"Not saved: {exc}. Fix it and save again.")
             return False

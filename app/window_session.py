@@ -24,7 +24,7 @@ class SessionMixin:
         and tab, for the next start (QSettings)."""
         st = self.settings
         try:
-            pipe = json.dumps(self.panel.pipeline().to_dict())
+            pipe = json.dumps(self.document.pipeline().to_dict())
         except (TypeError, ValueError):
             pipe = None
         if pipe is not None:
@@ -59,8 +59,7 @@ class SessionMixin:
 
         pipe = part("session/pipeline", lambda raw: pipeline_from_dict(json.loads(str(raw))))
         if pipe is not None:
-            self.panel.set_pipeline(pipe)
-            self.history.reset(self.panel.pipeline())
+            self.document.reset_pipeline(pipe)
         display = part("session/display", lambda raw: json.loads(str(raw)))
         if isinstance(display, dict):
             self.apply_display_settings(display)

@@ -715,9 +715,9 @@ def test_save_refuses_an_invalid_pipeline_and_keeps_the_file(sample, tmp_path, m
     path = tmp_path / "p.json"
     assert win.save_pipeline_file(str(path))
     before = path.read_bytes()
-    bad = win.panel.pipeline()
+    bad = win.document.pipeline()
     bad.stages[0].kernels[0].weights[1, 1] = float("nan")
-    monkeypatch.setattr(win.panel, "pipeline", lambda: bad)
+    monkeypatch.setattr(win.document, "pipeline", lambda: bad)
     assert not win.save_pipeline_file(str(path))
     assert "Not saved" in win.message.text() and "stage 1" in win.message.text()
     assert path.read_bytes() == before
