@@ -186,6 +186,8 @@ class Document(QObject):
         if self.output is None:
             return
         label = self.output.result.level(level).labels[m]
+        if source == "step" and self.selection == (level, label, row, col):
+            return   # the step-through's next product of the same cell
         self.selection = (level, label, row, col)
         self.selectionChanged.emit((level, m, row, col), source)
 

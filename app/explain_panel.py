@@ -423,13 +423,13 @@ class ExplainPanel(QWidget):
 
     # ------------------------------------------------------------------ public
     def bind_document(self, doc) -> None:
-        """Explain ``doc``'s selected cell (core.explain): when it is clicked, and again
-        on each new result; a cell the step-through moves to is only marked on the maps
-        (the explanation stays on the cell the user chose until the next result)."""
-        def follow(sel, source):
+        """Explain ``doc``'s selected cell (core.explain): the cell clicked, the cell the
+        step-through shows (it follows the animation: ~12 ms a cell), and the same cell
+        again on each new result."""
+        def follow(sel, _source):
             if sel is None:
                 self.clear()
-            elif source != "step" and doc.output is not None:
+            elif doc.output is not None:
                 res = doc.output.result
                 level, m, row, col = sel
                 try:

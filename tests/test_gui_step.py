@@ -66,6 +66,33 @@ def test_per_product_steps_and_a_click_jumps(win, qtbot):
     win.grid.clicked.emit(0, 0, 1, 1)               # as a click on that cell
     step = sv.current_step()
     assert (step.row, step.col) == (1, 1) and step.done
+    ex = win.explain_panel.explanation()
+    assert (ex.level, ex.row, ex.col) == (0, 1, 1)
+
+
+def test_the_explanation_and_the_marker_follow_the_step_through(win, qtbot):
+    """Stepping moves the explained cell: the maps' marker and the explanation show the
+    cell the step-through computes (the explanation stayed on the clicked cell while
+    the marker moved on)."""
+    with qtbot.waitSignal(win.resultShown, timeout=TIMEOUT):
+        win.open_example("sharpen")
+    sv = win.step_view
+    win.grid.clicked.emit(0, 0, 0, 0)
+    for cell in (1, 7):
+        sv.go(cell)
+        row, col = divmod(cell, 5)
+        ex = win.explain_panel.explanation()
+        assert (ex.row, ex.col) == (row, col) and win.grid.selection == (0, 0, row, col)
+        assert ex.value == pytest.approx(float(win.output.result.stages[0].maps[0, row, col]))
+        assert win.selected[2:] == (row, col)
+    # per product: the steps inside one cell do not re-explain it
+    sv.granularity.setCurrentIndex(1)
+    shown = []
+    win.document.selectionChanged.connect(lambda sel, src: shown.append(sel))
+    start = sv.index - sv.index % 10
+    for i in range(start, start + 9):
+        sv.go(i)
+    assert len(shown) <= 1
 
 
 def test_the_step_through_is_saved_as_an_animation(win, qtbot, tmp_path):
