@@ -125,12 +125,13 @@ class OurStep:
 
 
 def layer_breakdown(data, batches, seed: int, warmup: int):
-    """Median ms of every layer's forward and backward, called directly, plan order."""
+    """Median ms of every step of the model's plan (a layer, or a fused max pool + ReLU
+    pair), forward and backward called directly, in execution order."""
     step = OurStep(data, batches, seed)
     model, opt = step.model, step.opt
-    plan = list(model._plan)
-    fwd = {j: [] for j in plan}
-    bwd = {j: [] for j in plan}
+    plan = [tuple(s) for s in model._plan]
+    fwd = {s: [] for s in plan}
+    bwd = {s: [] for s in plan}
     extra = {"loss": [], "optimizer step": []}
     shapes = {}
     n = len(batches)
@@ -139,31 +140,31 @@ def layer_breakdown(data, batches, seed: int, warmup: int):
         x = np.asarray(data.x_train[idx], np.float32)
         y = data.y_train[idx]
         rec = r >= warmup
-        for j in plan:
+        for s in plan:
             t0 = time.perf_counter()
-            x = model.layers[j].forward(x, True)
+            x = model._run(s, x, True)
             if rec:
-                fwd[j].append(time.perf_counter() - t0)
-            shapes[j] = tuple(x.shape[1:])  # ReLU after the pool sees the pooled shape
+                fwd[s].append(time.perf_counter() - t0)
+            shapes[s] = tuple(x.shape[1:])
         t0 = time.perf_counter()
         _, g, _ = softmax_cross_entropy(x, y)
         if rec:
             extra["loss"].append(time.perf_counter() - t0)
-        for pos, j in enumerate(reversed(plan)):
+        for pos, s in enumerate(reversed(plan)):
             t0 = time.perf_counter()
-            g = model.layers[j].backward(g, need_input_grad=pos != len(plan) - 1)
+            g = model.layers[s[0]].backward(g, need_input_grad=pos != len(plan) - 1)
             if rec:
-                bwd[j].append(time.perf_counter() - t0)
+                bwd[s].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         opt.step()
         if rec:
             extra["optimizer step"].append(time.perf_counter() - t0)
     med = statistics.median
     rows = []
-    for j in plan:
-        layer = model.layers[j]
-        rows.append((j, f"{type(layer).__name__}", str(shapes[j]), med(fwd[j]) * 1e3,
-                     med(bwd[j]) * 1e3))
+    for s in plan:
+        name = " + ".join(type(model.layers[j]).__name__ for j in s)
+        rows.append(("+".join(map(str, s)), name, str(shapes[s]), med(fwd[s]) * 1e3,
+                     med(bwd[s]) * 1e3))
     for name, v in extra.items():
         rows.append(("", name, "", med(v) * 1e3, 0.0))
     return rows

@@ -446,10 +446,11 @@ def _back_tap(xr, gxr, yr, rem, C, sw, off, c0, c1, assign):
                 rs[ch] -= t
 
 
-def _back_row_exact(x, y, g, gx, n, r, C, kh, kw, sh, sw, dh, dw, ph, pw, tiles):
+def _back_row_exact(x, y, g, gx, n, r, C, kh, kw, sh, sw, dh, dw, ph, pw, tiles, relu):
     """One output row, window by window: the winner found by comparisons (the first
     equal tap; the last NaN for a NaN result), for rows whose result has NaN or whose
-    gradient has inf or NaN (where ``rem * hit`` would make NaN from inf * 0)."""
+    gradient has inf or NaN (where ``rem * hit`` would make NaN from inf * 0).
+    ``relu``: only windows whose result is > 0 pass their gradient."""
     H = x.shape[1]
     W = x.shape[2] // C
     Wo = g.shape[2] // C
@@ -475,11 +476,12 @@ def _back_row_exact(x, y, g, gx, n, r, C, kh, kw, sh, sw, dh, dw, ph, pw, tiles)
                             li, lj = ir, col
                     elif li < 0 and v == yv:
                         li, lj = ir, col
-            if li >= 0:
+            if li >= 0 and (yv > 0 or not relu):
                 gx[n, li, lj * C + ch] += g[n, r, c * C + ch]
 
 
-def _pool_back_rows(x, y, g, gx, C, op, kh, kw, sh, sw, dh, dw, ph, pw, n0, n1, r0, r1):
+def _pool_back_rows(x, y, g, gx, C, op, kh, kw, sh, sw, dh, dw, ph, pw, n0, n1, r0, r1,
+                    relu):
     """Gradient of max (op 0) or min (op 1) pooling for output rows ``r0:r1`` of images
     ``n0:n1`` into ``gx``: each window's gradient goes to its winner.
 
@@ -487,6 +489,10 @@ def _pool_back_rows(x, y, g, gx, C, op, kh, kw, sh, sw, dh, dw, ph, pw, n0, n1, 
     The winner is the first tap in scan order (row by row) whose value equals the
     window's result, as PyTorch keeps the first of ties; when the result is NaN, the
     last NaN tap (PyTorch's ``val > max || isnan(val)`` moves on to each NaN).
+
+    ``relu``: ``y`` went through a ReLU after the pooling (``max(y, 0)``); windows whose
+    ``y`` is not > 0 pass no gradient, as the ReLU's backward would have masked it (a
+    ReLU + max pool pair's backward in one pass, without the mask's own pass).
 
     Windows that tile the input (stride = window, no padding or dilation: the CNN's
     pools) write every covered cell of ``gx`` once (the caller zeroes only the cells
@@ -504,11 +510,18 @@ def _pool_back_rows(x, y, g, gx, C, op, kh, kw, sh, sw, dh, dw, ph, pw, n0, n1, 
             yr = y[n, r]
             gr = g[n, r]
             special = False
-            for k in range(Wo * C):
-                rem[k] = gr[k]
-                special |= (yr[k] != yr[k]) | (gr[k] - gr[k] != 0)   # NaN; inf or NaN
+            if relu:
+                # a select, not ``g * (y > 0)``: an inf gradient of a masked window is 0
+                for k in range(Wo * C):
+                    rem[k] = gr[k] if yr[k] > 0 else 0
+                    special |= (yr[k] != yr[k]) | (rem[k] - rem[k] != 0)
+            else:
+                for k in range(Wo * C):
+                    rem[k] = gr[k]
+                    special |= (yr[k] != yr[k]) | (gr[k] - gr[k] != 0)   # NaN; inf or NaN
             if special:
-                _back_row_exact(x, y, g, gx, n, r, C, kh, kw, sh, sw, dh, dw, ph, pw, tiles)
+                _back_row_exact(x, y, g, gx, n, r, C, kh, kw, sh, sw, dh, dw, ph, pw, tiles,
+                                relu)
                 continue
             if tiles and C != 1 and C != 3:
                 # the CNN's pools (32-64 channels): window by window, taps in order
@@ -762,7 +775,8 @@ def _load_pool_back(dtype) -> None:
     col2im) for ``dtype`` by calling them once."""
     with _compile_lock:
         one = np.zeros((1, 1, 1), dtype)
-        _pool_back_rows(one, one, one, one.copy(), 1, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, 1)
+        _pool_back_rows(one, one, one, one.copy(), 1, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, 1,
+                        False)
         _col2im_rows(np.zeros((1, 1, 1, 1), dtype), one.copy(), 1, 1, 1, 1, 1, 1, 0, 1)
         d = np.ones(1, dtype)
         _pool_back_avg_rows(one, one.copy(), d, d, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, 1)
@@ -783,11 +797,12 @@ def col2im_rows(dcols, gx, kernel, stride, dilation, n0, n1):
                  dilation[1], n0, n1)
 
 
-def pool_back_rows(x, y, g, gx, C, op, kernel, stride, dilation, pad, n0, n1, r0, r1):
+def pool_back_rows(x, y, g, gx, C, op, kernel, stride, dilation, pad, n0, n1, r0, r1,
+                   relu=False):
     """Run the compiled max/min pooling backward (see :func:`_pool_back_rows`); call
     only after :func:`pool_back_ready` said True."""
     _pool_back_rows(x, y, g, gx, C, op, kernel[0], kernel[1], stride[0], stride[1],
-                    dilation[0], dilation[1], pad[0], pad[1], n0, n1, r0, r1)
+                    dilation[0], dilation[1], pad[0], pad[1], n0, n1, r0, r1, bool(relu))
 
 
 #: below this much work (multiply-adds, or input cells for pooling) a loop that is not

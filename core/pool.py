@@ -381,7 +381,7 @@ def _rows_view(a):
 
 
 def _backward_jit(g, x, geom, mode, output, kernel_size, stride, padding, dilation,
-                  ceil_mode, count_include_pad=True):
+                  ceil_mode, count_include_pad=True, relu=False):
     """Max/min/avg backward by the compiled loops (core._jit.pool_back_rows,
     pool_back_avg_rows), for planar or channels-last ``x`` (the CNN's activations);
     None where it does not apply. The result has ``x``'s memory layout. Conv1's pool in
@@ -430,7 +430,7 @@ def _backward_jit(g, x, geom, mode, output, kernel_size, stride, padding, dilati
         op = 0 if mode == "max" else 1
 
         def run(n0, n1, r0, r1):
-            _jit.pool_back_rows(x3, y3, g3, gx3, c, op, *shape, n0, n1, r0, r1)
+            _jit.pool_back_rows(x3, y3, g3, gx3, c, op, *shape, n0, n1, r0, r1, relu)
 
     if x.size < _JIT_TWO_THREADS:
         run(0, n, 0, gh.out)
@@ -477,18 +477,26 @@ def _backward_blocks(g, x, geom, mode, output=None):
     # (row by row) keeps its gradient, as in PyTorch
     if np.count_nonzero(winner) != output.size:
         _first_only(winner, axes, gh.kernel, gw.kernel)
-    np.multiply(winner, ge, out=gblocks)
+    # copied where the winner is, not multiplied by it: inf * 0 made NaN in the other taps
+    gblocks[...] = 0
+    np.copyto(gblocks, np.broadcast_to(ge, gblocks.shape), where=winner)
     return gx
 
 
 def pool2d_backward(grad_out, x, kernel_size, stride=None, *, padding=0, dilation=1,
-                    mode="max", ceil_mode=False, count_include_pad=True, output=None):
+                    mode="max", ceil_mode=False, count_include_pad=True, output=None,
+                    relu=False):
     """Gradient of :func:`pool2d` with respect to ``x`` (same arguments as the forward).
 
     Max/min: each window's gradient goes to its single winner (the first of ties, as
     PyTorch does). Average: spread evenly over the window's real cells, divided by
     the same divisor as the forward. L2: ``g * x / out`` (0 where ``out`` is 0).
     ``output``: the forward's result, if at hand (saves recomputing it).
+
+    ``relu`` (max pooling): the gradient of ``relu(pool2d(x))`` (a CNN's ReLU and max
+    pool, in either order: they commute), with ``output`` that ReLU's result: only
+    windows whose output is > 0 pass their gradient, as the ReLU's backward would let
+    through; the compiled loop does it in the same pass.
     """
     x, geom = _prepare(x, kernel_size, stride, padding, dilation, mode, ceil_mode)
     gh, gw = geom
@@ -497,13 +505,22 @@ def pool2d_backward(grad_out, x, kernel_size, stride=None, *, padding=0, dilatio
     if g.shape != x.shape[:-2] + (gh.out, gw.out):
         raise ValueError(f"grad_out must have shape {x.shape[:-2] + (gh.out, gw.out)}, "
                          f"got {g.shape}")
+    if relu:
+        if mode != "max":
+            raise ValueError(f"relu applies to max pooling, not {mode!r}")
+        if output is None:
+            output = np.maximum(pool2d(x, kernel_size, stride, padding=padding,
+                                       dilation=dilation, mode=mode, ceil_mode=ceil_mode), 0)
     lead = x.shape[:-2]
     if mode in ("max", "min", "avg"):
         fast = _backward_jit(g, x, geom, mode, output, kernel_size, stride, padding,
-                             dilation, ceil_mode, count_include_pad)
+                             dilation, ceil_mode, count_include_pad, relu)
         if fast is not None:
             return fast
-    fast = _backward_blocks(g, x, geom, mode, output)
+    if relu:  # the ReLU's mask (a select: an inf gradient of a masked window is 0)
+        g = np.where(np.asarray(output) > 0, g, np.zeros((), g.dtype))
+    # (the ReLU's output is not the pooling's: the winners are found again)
+    fast = _backward_blocks(g, x, geom, mode, None if relu else output)
     if fast is not None:
         return fast
     if mode in ("max", "min"):
@@ -528,8 +545,10 @@ def pool2d_backward(grad_out, x, kernel_size, stride=None, *, padding=0, dilatio
             c0 = j * gw.dilation
             dst = gp[..., rs, c0:c0 + (gw.out - 1) * gw.stride + 1:gw.stride]
             if mode in ("max", "min"):
-                # only the winner of each window gets its gradient
-                np.multiply(g, tap == i * gw.kernel + j, out=masked)
+                # only the winner of each window gets its gradient (copied, not
+                # multiplied by the mask: an inf gradient made NaN in the other taps)
+                masked.fill(0)
+                np.copyto(masked, g, where=tap == i * gw.kernel + j)
                 dst += masked
             else:
                 dst += gs

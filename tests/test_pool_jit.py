@@ -189,3 +189,66 @@ def test_compiled_backward_is_used_and_keeps_the_layout(engines, monkeypatch):
     assert taken and taken[0] is not None
     assert gx.transpose(0, 2, 3, 1).flags.c_contiguous     # channels-last, as x
     assert gx.sum() == 4 * 8 * 4
+
+
+@pytest.mark.parametrize("jit", [True, False])
+def test_relu_max_pool_backward_equals_relu_then_pool_backward(monkeypatch, jit):
+    """pool2d_backward(relu=True) is the gradient of relu(maxpool(x)): the ReLU's mask
+    applied inside the pooling's pass, bitwise as the two backward passes one after
+    the other, with ties, zeros, NaN inputs and inf gradients; both engines, tiling
+    (the CNN's) and overlapping windows, planar and channels-last."""
+    from convscope.core.pool import pool2d_backward
+    monkeypatch.setattr(_jit, "LOAD_MIN_WORK", 0)
+    old = _jit.set_enabled(jit)
+    try:
+        rng = np.random.default_rng(11)
+        for trial in range(40):
+            k, s = ((2, 2), (2, 2)) if trial % 2 == 0 else ((3, 3), (2, 1))
+            c = (1, 3, 32)[trial % 3]
+            base = np.round(rng.normal(size=(3, c, 9, 10)) * 2) / 2      # ties and zeros
+            base = base.astype(np.float32 if trial % 4 else np.float64)
+            if trial % 5 == 0:
+                base[1, 0, 2, 3] = np.nan
+            for name, x in layouts(base):
+                y = pool2d(x, k, s)
+                yr = np.maximum(y, 0)
+                g = rng.normal(size=y.shape).astype(x.dtype)
+                if trial % 3 == 0:
+                    g.flat[rng.integers(0, g.size, 3)] = np.inf
+                # reference: the ReLU's backward (mask y > 0, exact for inf), then the pool's
+                masked = np.where(y > 0, g, np.zeros((), g.dtype))
+                want = pool2d_backward(masked, x, k, s, output=y)
+                got = pool2d_backward(g, x, k, s, output=yr, relu=True)
+                np.testing.assert_array_equal(got, want, err_msg=f"{name} {trial}")
+                np.testing.assert_array_equal(pool2d_backward(g, x, k, s, relu=True), want)
+    finally:
+        _jit.set_enabled(old)
+
+
+def test_relu_backward_refuses_other_modes():
+    from convscope.core.pool import pool2d_backward
+    x = np.zeros((1, 4, 4))
+    with pytest.raises(ValueError, match="relu applies to max pooling"):
+        pool2d_backward(np.zeros((1, 2, 2)), x, 2, mode="avg", relu=True)
+
+
+@pytest.mark.parametrize("jit", [True, False])
+@pytest.mark.parametrize("k, s", [(2, 2), (3, 2)])
+def test_an_inf_gradient_goes_to_the_winner_only(monkeypatch, jit, k, s):
+    """PyTorch's max-pool backward gives an inf gradient to the window's winner and 0
+    to its other cells; the numpy passes multiplied by the winner mask (inf * 0 = NaN
+    in every other cell of the window)."""
+    from convscope.core.pool import pool2d_backward
+    monkeypatch.setattr(_jit, "LOAD_MIN_WORK", 0)
+    old = _jit.set_enabled(jit)
+    try:
+        x = np.arange(2 * 7 * 7, dtype=np.float32).reshape(2, 7, 7)
+        y = pool2d(x, k, s)
+        g = np.ones_like(y)
+        g[0, 0, 0] = np.inf
+        gx = pool2d_backward(g, x, k, s, output=y)
+        assert np.isnan(gx).sum() == 0
+        win = np.unravel_index(np.argmax(x[0, :k, :k]), (k, k))
+        assert gx[0][win] == np.inf and np.isinf(gx).sum() == 1
+    finally:
+        _jit.set_enabled(old)

@@ -197,8 +197,14 @@ class Dropout(Layer):
         if not train or self.p == 0:
             self._mask = None
             return x
-        keep = self.rng.random(x.shape, dtype=np.float32) >= self.p
-        self._mask = keep.astype(x.dtype) * np.asarray(1.0 / (1.0 - self.p), x.dtype)
+        # keep where 32 random bits >= p * 2**32 (probability 1 - p within 2**-32): the
+        # generator's raw 64-bit words split in two, 0.99 -> 0.41 ms for the Keras
+        # convnet's 128 x 1600 activations (uniform floats cost a conversion each)
+        words = self.rng.bit_generator.random_raw((x.size + 1) // 2)
+        bits = words.view(np.uint32)[:x.size].reshape(x.shape)
+        keep = bits >= np.uint32(min(int(self.p * 2.0 ** 32), 2 ** 32 - 1))
+        self._mask = np.multiply(keep, np.asarray(1.0 / (1.0 - self.p), x.dtype),
+                                 dtype=x.dtype)
         return x * self._mask
 
     def backward(self, grad, need_input_grad: bool = True):
@@ -297,17 +303,29 @@ class _Pool(Layer):
 
     def forward(self, x, train=False):
         self._x = x
+        self._relu = False
         self._y = pool2d(x, self.kernel_size, self.stride, **self._kw())
         return self._y
 
     def backward(self, grad, need_input_grad: bool = True):
         return pool2d_backward(grad, self._x, self.kernel_size, self.stride, output=self._y,
-                               **self._kw())
+                               relu=self._relu, **self._kw())
 
 
 class MaxPool2D(_Pool):
     kind = "maxpool2d"
     mode = "max"
+
+    def forward_relu(self, x, train=False):
+        """``relu(maxpool(x))``, which equals ``maxpool(relu(x))`` (values and gradients):
+        a model's ReLU + max pool pair in one layer step. The ReLU runs in place on
+        the pooled output (a quarter of the cells, no new array), and :meth:`backward`
+        then masks the gradient inside the pooling's own pass (the ReLU's backward
+        was a pass of its own: 0.8 ms for the Keras convnet's first pair)."""
+        y = self.forward(x, train)
+        np.maximum(y, 0, out=y)
+        self._relu = True
+        return y
 
 
 class AvgPool2D(_Pool):

@@ -78,23 +78,35 @@ class Sequential:
                 layer.rng = np.random.default_rng(rng.integers(1 << 62))
         self._plan = self._fuse_plan()
 
-    # ReLU followed by max pooling commutes: pooling first does the ReLU on 1/4 of
-    # the values. Gradients are identical (a window whose max is <= 0 gets no gradient
-    # either way), so the plan only changes the order of execution.
+    # ReLU and max pooling commute: pooling first does the ReLU on 1/4 of the values,
+    # and MaxPool2D.forward_relu does both in one step (the ReLU in place, its mask
+    # inside the pooling's backward). Gradients are identical (a window whose max is
+    # <= 0 gets no gradient either way), so the plan only changes how layers run:
+    # each step is (layer index,) or (pool index, ReLU index) for a fused pair.
     def _fuse_plan(self):
         plan = []
         i = 0
-        while i < len(self.layers):
+        n = len(self.layers)
+        while i < n:
             a = self.layers[i]
-            b = self.layers[i + 1] if i + 1 < len(self.layers) else None
-            if (isinstance(a, Activation) and a.function == "relu" and isinstance(b, MaxPool2D)
-                    and b.padding in (0, (0, 0))):
-                plan.append([i + 1, i])
+            b = self.layers[i + 1] if i + 1 < n else None
+            pair = None
+            if _is_relu(a) and isinstance(b, MaxPool2D):
+                pair = (i + 1, i)
+            elif isinstance(a, MaxPool2D) and _is_relu(b):
+                pair = (i, i + 1)
+            if pair is not None and self.layers[pair[0]].padding in (0, (0, 0)):
+                plan.append(pair)
                 i += 2
             else:
-                plan.append([i])
+                plan.append((i,))
                 i += 1
-        return [j for group in plan for j in group]
+        return plan
+
+    def _run(self, step, x, train):
+        if len(step) == 2:
+            return self.layers[step[0]].forward_relu(x, train)
+        return self.layers[step[0]].forward(x, train)
 
     @property
     def n_params(self) -> int:
@@ -109,15 +121,15 @@ class Sequential:
         if x.shape[1:] != self.input_shape:
             raise ValueError(f"input must have shape (N, {', '.join(map(str, self.input_shape))})"
                              f", got {x.shape}")
-        for j in self._plan:
-            x = self.layers[j].forward(x, train)
+        for step in self._plan:
+            x = self._run(step, x, train)
         return x
 
     def backward(self, grad: np.ndarray) -> None:
         order = self._plan[::-1]
-        for pos, j in enumerate(order):
+        for pos, step in enumerate(order):
             last = pos == len(order) - 1
-            grad = self.layers[j].backward(grad, need_input_grad=not last)
+            grad = self.layers[step[0]].backward(grad, need_input_grad=not last)
 
     def features(self, x: np.ndarray) -> list[np.ndarray]:
         """Every layer's output for input ``x`` (evaluation mode), in layer order."""
@@ -192,6 +204,10 @@ def build(spec: dict, seed: int = 0) -> Sequential:
         raise ValueError(f"input_shape must be [C, H, W] of positive ints, got {shape!r}")
     return Sequential([layer_from_config(c) for c in layers], shape, seed,
                       str(spec.get("name", "model")))
+
+
+def _is_relu(layer) -> bool:
+    return isinstance(layer, Activation) and layer.function == "relu"
 
 
 def _arch(name, layers, shape=(1, 28, 28)):
