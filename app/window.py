@@ -16,8 +16,8 @@ import time
 import numpy as np
 from PyQt6.QtCore import QObject, QSettings, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QGuiApplication, QKeySequence
-from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QLabel, QMainWindow,
-                             QMessageBox, QProgressBar, QScrollArea, QTabWidget, QToolBar,
+from PyQt6.QtWidgets import (QDockWidget, QLabel, QMainWindow,
+                             QMessageBox, QProgressBar, QScrollArea, QTabWidget,
                              QVBoxLayout, QWidget)
 
 from ..core.pipeline import ConvStage, Kernel, default_pipeline
@@ -27,11 +27,11 @@ from .window_export import ExportMixin
 from .window_files import ASSETS, MAX_RECENT, SAMPLE_IMAGE, FilesMixin, read_input  # noqa: F401
 from .window_session import SessionMixin
 from .explain_panel import ExplainPanel
-from .help import HelpMenu
+from .menus import build_menus
 from .document import Document
-from .form_widgets import signals_blocked
+from .display_toolbar import DisplayToolbar
 from .step_view import StepView
-from .grid import COLORMAPS, STALE_AFTER_MS, FeatureGrid
+from .grid import STALE_AFTER_MS, FeatureGrid
 from .message_bar import MessageBar
 from .inspect_view import InspectView
 from .pipeline_panel import PipelinePanel
@@ -183,7 +183,6 @@ class MainWindow(FilesMixin, ExportMixin, SessionMixin, QMainWindow):
         # the window's own parts that follow the document
         doc.imageChanged.connect(self._on_image)
         doc.pipelineChanged.connect(self.recompute)
-        doc.displayChanged.connect(self._show_display_settings)
         doc.errorChanged.connect(self._on_error)
         doc.resultChanged.connect(self._on_result_shown)
         doc.selectionChanged.connect(self._on_selection)
@@ -225,117 +224,14 @@ class MainWindow(FilesMixin, ExportMixin, SessionMixin, QMainWindow):
         return act
 
     def _make_actions(self):
-        mb = self.menuBar()
-        fm = mb.addMenu("&File")
-        self.act_open = self._action("&Open image…", self.open_dialog, QKeySequence.StandardKey.Open,
-                                     "Open an image file")
-        fm.addAction(self.act_open)
-        self.recent_menu = fm.addMenu("Open &recent")
-        self.act_paste = self._action("&Paste image", self.paste, QKeySequence.StandardKey.Paste,
-                                      "Paste image data, or a file path, from the clipboard")
-        fm.addAction(self.act_paste)
-        fm.addSeparator()
-        fm.addAction(self._action("&Load pipeline…", self.load_pipeline_dialog, "Ctrl+L"))
-        fm.addAction(self._action("&Save pipeline…", self.save_pipeline_dialog,
-                                  QKeySequence.StandardKey.Save))
-        fm.addAction(self._action("Save selected &kernel…", self.save_kernel_dialog))
-        fm.addSeparator()
-        fm.addAction(self._action("&Export maps (PNG + npy)…", self.export_maps_dialog, "Ctrl+E"))
-        fm.addAction(self._action("Export grid as &sheet (PNG, PDF)…", self.export_sheet_dialog,
-                                  "Ctrl+Shift+E"))
-        fm.addSeparator()
-        fm.addAction(self._action("&Quit", self.close, QKeySequence.StandardKey.Quit))
-        em = mb.addMenu("&Edit")
-        self.act_undo = self.history.stack.createUndoAction(self, "&Undo")
-        self.act_undo.setShortcuts([QKeySequence(QKeySequence.StandardKey.Undo)])
-        self.act_redo = self.history.stack.createRedoAction(self, "&Redo")
-        self.act_redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
-        for a in (self.act_undo, self.act_redo):
-            self.addAction(a)
-            em.addAction(a)
-        vm = mb.addMenu("&View")
-        self.act_fit = self._action("&Fit maps (reset zoom)", lambda: self.grid.reset_view(),
-                                    "Ctrl+0", "Show every map whole (also: double-click a map)")
-        self.act_zoom_in = self._action("Zoom &in", lambda: self.grid.zoom_by(1.5),
-                                        QKeySequence.StandardKey.ZoomIn,
-                                        "Zoom in on the maps (also: Ctrl+wheel)")
-        self.act_zoom_in.setShortcuts([QKeySequence(QKeySequence.StandardKey.ZoomIn),
-                                       QKeySequence("Ctrl+=")])
-        self.act_zoom_out = self._action("Zoom &out", lambda: self.grid.zoom_by(1 / 1.5),
-                                         QKeySequence.StandardKey.ZoomOut,
-                                         "Zoom out (also: Ctrl+wheel)")
-        for a in (self.act_fit, self.act_zoom_in, self.act_zoom_out):
-            vm.addAction(a)
-        vm.addSeparator()
-        for d, key in ((self.pipeline_dock, "Ctrl+1"), (self.explain_dock, "Ctrl+2"),
-                       (self.step_dock, "Ctrl+3")):
-            toggle = d.toggleViewAction()
-            toggle.setShortcut(QKeySequence(key))
-            vm.addAction(toggle)
-        vm.addAction(self._action("Reset &layout", self.reset_layout, None,
-                                  "Show the pipeline editor, hide the empty explanation"))
-        pm = mb.addMenu("&Pipeline")
-        p = self.panel
-        for text, button, key in (
-                ("Add &convolution stage", p.add_conv_button, "Ctrl+Shift+C"),
-                ("Add &activation stage", p.add_activation_button, "Ctrl+Shift+A"),
-                ("Add &pool stage", p.add_pool_button, "Ctrl+Shift+P"),
-                ("&Remove stage", p.remove_button, "Ctrl+Shift+Backspace"),
-                ("Move stage &up", p.up_button, "Alt+Up"),
-                ("Move stage &down", p.down_button, "Alt+Down")):
-            pm.addAction(self._action(text, lambda _=False, b=button: b.isEnabled() and b.click(),
-                                      key))
-        tm = mb.addMenu("&Training")
-        tv = self.train_view
-        for text, button, key in (("&Start training", tv.start_button, "Ctrl+Shift+T"),
-                                  ("&Pause / resume training", tv.pause_button, "Ctrl+Shift+Space"),
-                                  ("S&top training", tv.stop_button, "Ctrl+Shift+X")):
-            tm.addAction(self._action(text, lambda _=False, b=button: self._train_button(b),
-                                      key))
-        xm = mb.addMenu("E&xamples")
-        from ..core.examples import examples
-        for ex in examples():
-            act = xm.addAction(ex.title)
-            act.setStatusTip(ex.description)
-            act.triggered.connect(lambda _=False, k=ex.key: self.open_example(k))
-        self.help_menu = HelpMenu(self, mb.addMenu("&Help"))
-        self._update_recent_menu()
+        build_menus(self)
 
     def _make_toolbar(self):
-        tb = self.display_toolbar = QToolBar("Display")
-        tb.setObjectName("display-toolbar")
-        tb.setMovable(False)
+        tb = self.display_toolbar = DisplayToolbar([self.act_open, self.act_paste])
         self.addToolBar(tb)
-        tb.addAction(self.act_open)
-        tb.addAction(self.act_paste)
-        tb.addSeparator()
-        tb.addWidget(QLabel(" Colormap "))
-        self.cmap_box = QComboBox()
-        self.cmap_box.addItems(list(COLORMAPS))
-        self.cmap_box.setToolTip("auto: gray for images and non-negative maps, a diverging map "
-                                 "(blue < 0 < red) for signed maps")
-        self.cmap_box.currentTextChanged.connect(self._on_display_option)
-        tb.addWidget(self.cmap_box)
-        tb.addWidget(QLabel("  Scale "))
-        self.scale_box = QComboBox()
-        self.scale_box.addItems(["stage", "map", "global"])
-        self.scale_box.setToolTip("Value range shared by all maps of a stage, each map on its "
-                                  "own, or one range for every stage")
-        self.scale_box.currentTextChanged.connect(self._on_display_option)
-        tb.addWidget(self.scale_box)
-        self.robust_box = QCheckBox("Clip 1 %")
-        self.robust_box.setChecked(True)
-        self.robust_box.setToolTip("Colour range from the 1st to the 99th percentile, so that a "
-                                   "few extreme values do not darken the rest; the colour bar "
-                                   "shows the range used")
-        self.robust_box.toggled.connect(self._on_display_option)
-        tb.addWidget(self.robust_box)
-        tb.addWidget(QLabel("  Map size "))
-        self.size_box = QComboBox()
-        self.size_box.addItems(["fit", "small", "medium", "large"])
-        self.size_box.setToolTip("fit: every column fits the window; or a fixed map size")
-        self.size_box.currentTextChanged.connect(self._on_display_option)
-        tb.addWidget(self.size_box)
+        tb.bind_document(self.document)
+        self.cmap_box, self.scale_box = tb.cmap_box, tb.scale_box
+        self.robust_box, self.size_box = tb.robust_box, tb.size_box
 
     def _train_button(self, button):
         self.show_view("train")
@@ -438,26 +334,7 @@ class MainWindow(FilesMixin, ExportMixin, SessionMixin, QMainWindow):
     def apply_display_settings(self, d: dict) -> None:
         """New display settings without an undo step (unknown or missing values keep
         their setting)."""
-        boxes = {"colormap": self.cmap_box, "scale": self.scale_box, "map_size": self.size_box}
-        self.document.apply_display({k: v for k, v in d.items()
-                                     if k not in boxes or (isinstance(v, str)
-                                                           and boxes[k].findText(v) >= 0)})
-
-    def _toolbar_settings(self) -> dict:
-        return {"colormap": self.cmap_box.currentText(), "scale": self.scale_box.currentText(),
-                "clip": self.robust_box.isChecked(), "map_size": self.size_box.currentText()}
-
-    def _on_display_option(self, *_):
-        """The user changed a display setting in the toolbar: one undo step."""
-        self.document.set_display(self._toolbar_settings())
-
-    def _show_display_settings(self, d: dict):
-        """The toolbar shows the document's display settings."""
-        with signals_blocked(self.cmap_box, self.scale_box, self.size_box, self.robust_box):
-            self.cmap_box.setCurrentText(d["colormap"])
-            self.scale_box.setCurrentText(d["scale"])
-            self.size_box.setCurrentText(d["map_size"])
-            self.robust_box.setChecked(d["clip"])
+        self.document.apply_display(self.display_toolbar.valid(d))
 
     def _on_hover_text(self, text: str):
         self.hover_label.setText(text or HOVER_HINT)

@@ -156,3 +156,24 @@ def test_a_new_image_clears_the_selection_and_is_undoable(qtbot, bound):
     with qtbot.waitSignal(doc.resultChanged, timeout=20000):
         doc.history.stack.undo()
     assert doc.image is first
+
+
+def test_the_display_toolbar_edits_the_document_and_shows_what_it_announces(qtbot, doc):
+    from convscope.app.display_toolbar import DisplayToolbar
+    tb = DisplayToolbar()
+    qtbot.addWidget(tb)
+    tb.bind_document(doc)
+    grid = FeatureGrid()
+    qtbot.addWidget(grid)
+    grid.bind_document(doc)
+    tb.cmap_box.setCurrentText("gray")                # as the user picks it
+    assert doc.display["colormap"] == "gray" and grid.cmap_choice == "gray"
+    assert doc.history.stack.undoText() == "change colormap"
+    tb.size_box.setCurrentText("large")
+    assert grid.map_width == 480 and not grid.auto_size
+    doc.history.stack.undo()
+    doc.history.stack.undo()                           # the toolbar follows, no new steps
+    assert tb.settings() == DISPLAY_DEFAULTS and doc.history.stack.index() == 0
+    assert grid.auto_size and grid.cmap_choice == "auto"
+    assert tb.valid({"colormap": "nope", "scale": "map", "clip": False}) == \
+        {"scale": "map", "clip": False}
