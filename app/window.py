@@ -376,7 +376,7 @@ class MainWindow(FilesMixin, ExportMixin, SessionMixin, QMainWindow):
         and the step-through on its stage."""
         from ..core.examples import example, load_input
         ex = example(key)
-        if ex.matrix is not None:
+        if ex.is_matrix:
             self.set_image(load_input(ex), f"example: {ex.title}")
         else:
             self.load_image_file(str(ASSETS / ex.photo), wait=True)

@@ -320,7 +320,7 @@ def _load_input(args):
         from .examples import example, load_input
         ex = example(args.example)
         data = load_input(ex)
-        kind = "matrix" if ex.matrix is not None else "image"
+        kind = "matrix" if ex.is_matrix else "image"
         if args.gray and data.shape[2] == 3:
             data = luma(data)[..., None]
         return data, kind

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,21 +26,46 @@ REFERENCE_5X5 = [[105, 102, 100, 97, 96], [103, 99, 103, 101, 102],
                  [104, 104, 104, 100, 98]]
 
 
-@dataclass
 class Example:
-    key: str
-    title: str
-    description: str
-    pipeline: Pipeline
-    matrix: np.ndarray | None = None   # (H, W) or (H, W, C) numbers, or None: `photo`
-    photo: str = ""                    # a bundled photo's file name
-    stage: int = 0                     # the stage to step through (0-based)
-    predict: bool = False              # "predict, then reveal" on by default
-    facts: dict = field(default_factory=dict)  # what the example shows, for the tests
+    """One worked example. ``pipeline`` and ``matrix`` may be given as functions that
+    make them: they are called on first use (the Keras example reads the shipped model
+    and a digit of the bundled MNIST subset, 0.5 s that every start-up paid to build
+    the Examples menu)."""
+
+    def __init__(self, key: str, title: str, description: str, pipeline,
+                 matrix=None, photo: str = "", stage: int = 0, predict: bool = False,
+                 facts: dict | None = None):
+        self.key, self.title, self.description = key, title, description
+        self._pipeline, self._matrix = pipeline, matrix
+        self.photo = photo                 # a bundled photo's file name (no matrix)
+        self.stage = stage                 # the stage to step through (0-based)
+        self.predict = predict             # "predict, then reveal" on by default
+        self.facts = dict(facts or {})     # what the example shows, for the tests
+
+    @property
+    def pipeline(self) -> Pipeline:
+        if callable(self._pipeline):
+            self._pipeline = self._pipeline()
+        return self._pipeline
+
+    @property
+    def matrix(self) -> np.ndarray | None:
+        """(H, W) or (H, W, C) numbers, or None: the input is :attr:`photo`."""
+        if callable(self._matrix):
+            self._matrix = self._matrix()
+        return self._matrix
+
+    @property
+    def is_matrix(self) -> bool:
+        """Whether the input is a matrix of numbers (without making it)."""
+        return self._matrix is not None
 
     @property
     def input_file(self) -> str:
-        return self.photo if self.matrix is None else f"{self.key}.csv"
+        return f"{self.key}.csv" if self.is_matrix else self.photo
+
+    def __repr__(self):
+        return f"Example({self.key!r}, {self.title!r})"
 
 
 def _ramp(h: int, w: int) -> np.ndarray:
@@ -103,7 +127,7 @@ def _examples() -> list[Example]:
                 "The 32 learned 3x3 filters of the shipped model (99.2 % on MNIST) on a "
                 "handwritten 7, normalised as the network reads it ((x - 0.1307) / "
                 "0.3081); each map, after the ReLU, lights up where its pattern is.",
-                _keras_first_layer(), matrix=_digit(),
+                _keras_first_layer, matrix=_digit,
                 facts={"shape": (0, (26, 26)), "maps": (0, 32)}),
         Example("no-padding", "No padding, unit strides (4x4, kernel 3)",
                 conv_arith + "the window fits 2 times along each side: a 2x2 output.",

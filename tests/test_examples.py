@@ -39,3 +39,22 @@ def test_the_classic_numbers():
     assert facts["max-pool-8x8"]["shape"][1] == (4, 4)
     assert {"no-padding", "arbitrary-padding", "half-padding", "full-padding", "strides",
             "dilation"} <= set(facts)
+
+
+def test_listing_the_examples_reads_no_data(monkeypatch):
+    """The Examples menu is built at start-up: listing the examples must not read the
+    bundled MNIST or the shipped model (0.5 s of every start), only opening one does."""
+    import convscope.core.examples as exmod
+    from convscope.core.nn import data
+
+    def refuse(*a, **k):
+        raise AssertionError("read at listing time")
+    monkeypatch.setattr(data, "load_bundled_mnist", refuse)
+    monkeypatch.setattr(exmod, "_cache", None)
+    listed = exmod.examples()
+    assert [e.title for e in listed] and all(e.description for e in listed)
+    keras = exmod.example("keras-first-layer")
+    assert keras.is_matrix and keras.input_file == "keras-first-layer.csv"
+    with pytest.raises(AssertionError, match="listing time"):
+        keras.matrix
+    monkeypatch.setattr(exmod, "_cache", None)   # the next user gets real examples
