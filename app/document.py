@@ -55,8 +55,9 @@ class Document(QObject):
         The error of the last computation (a PipelineError), or None when it was valid.
     selectionChanged(object, str)
         The explained cell ``(level, map index, row, col)`` or None, and what moved
-        it: "click" (the grid), "step" (the step-through), "result" (a new result
-        kept the cell), "image" or "clear".
+        it: "click" (the grid), "step" (the step-through, stepped by hand), "play"
+        (the step-through playing), "result" (a new result kept the cell), "image" or
+        "clear".
     failed(str)
         An undo or redo that could not be applied (an image file that is gone).
     """
@@ -186,7 +187,7 @@ class Document(QObject):
         if self.output is None:
             return
         label = self.output.result.level(level).labels[m]
-        if source == "step" and self.selection == (level, label, row, col):
+        if source in ("step", "play") and self.selection == (level, label, row, col):
             return   # the step-through's next product of the same cell
         self.selection = (level, label, row, col)
         self.selectionChanged.emit((level, m, row, col), source)

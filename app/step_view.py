@@ -144,10 +144,10 @@ class StepView(QWidget):
         shown here the document's selected cell (marked on the maps)."""
         def step_to_doc(level, m, row, col):
             if doc.output is not None and doc.output.result is self.result:
-                doc.select(level, m, row, col, "step")
+                doc.select(level, m, row, col, "play" if self.timer.isActive() else "step")
 
         def follow_selection(sel, source):
-            if sel is None or source == "step" or not self.isVisible() or \
+            if sel is None or source in ("step", "play") or not self.isVisible() or \
                     doc.output is None or sel[0] < 0:
                 return
             level, m, row, col = sel

@@ -121,7 +121,7 @@ class Probe:
              sum(s.seconds for s in out.result.stages))))
         win.resultShown.connect(_wake)
         grid = win.grid
-        original = grid.set_output      # the window calls self.grid.set_output(out)
+        original = grid.set_output      # the grid shows each result the document announces
 
         def timed_set_output(out):
             t0 = time.perf_counter()
@@ -129,6 +129,8 @@ class Probe:
             self.set_output_s.append(time.perf_counter() - t0)
 
         grid.set_output = timed_set_output
+        win.document.resultChanged.disconnect(original)
+        win.document.resultChanged.connect(timed_set_output)
         paint = pg.ImageItem.paint
         paints, spans = self.paints, self.paint_spans
 

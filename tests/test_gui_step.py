@@ -85,6 +85,15 @@ def test_the_explanation_and_the_marker_follow_the_step_through(win, qtbot):
         assert (ex.row, ex.col) == (row, col) and win.grid.selection == (0, 0, row, col)
         assert ex.value == pytest.approx(float(win.output.result.stages[0].maps[0, row, col]))
         assert win.selected[2:] == (row, col)
+    # playing: the marker follows every cell, the explanation catches up after a while
+    sv.predict.setChecked(False)       # predict mode waits for Reveal at every cell
+    sv.speed.setValue(30)
+    sv.play(True)
+    qtbot.waitUntil(lambda: win.grid.selection[2:] != (1, 2), timeout=TIMEOUT)
+    sv.play(False)
+    qtbot.waitUntil(lambda: (win.explain_panel.explanation().row,
+                             win.explain_panel.explanation().col) == win.selected[2:],
+                    timeout=TIMEOUT)
     # per product: the steps inside one cell do not re-explain it
     sv.granularity.setCurrentIndex(1)
     shown = []
