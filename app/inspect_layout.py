@@ -4,11 +4,13 @@ thumbnails, the per-layer maps and the probabilities. Mixed into
 
 from __future__ import annotations
 
+from .inspect_photo import PhotoPanel
+from .inspect_testset import TestImagePanel
 from .inspect_common import (DigitCanvas, ExplainPanel, FeatureGrid, LEFT_WIDTH, MNIST_MEAN,
                              MNIST_STD, NO_MODEL_HINT, ProbabilityChart, QFont, QGridLayout,
                              QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSpinBox,
                              QStackedWidget, QVBoxLayout, QWidget, Qt, RIGHT_WIDTH,
-                             THUMB_PX, _group)
+                             _group)
 
 
 class InspectLayoutMixin:
@@ -37,62 +39,17 @@ class InspectLayoutMixin:
         dl.addLayout(row)
         lay.addWidget(draw)
 
-        pick = _group("Pick a test image")
-        pl = QGridLayout(pick)
-        pl.setContentsMargins(8, 14, 8, 8)
-        pl.setHorizontalSpacing(6)
-        pl.addWidget(QLabel("index"), 0, 0)
-        self.test_spin = QSpinBox()
-        self.test_spin.setRange(0, 0)
-        self.test_spin.setEnabled(False)
-        self.test_spin.setToolTip("An image of the bundled MNIST test subset")
-        self.test_spin.valueChanged.connect(self.show_test_image)
-        pl.addWidget(self.test_spin, 0, 1)
-        self.random_button = QPushButton("Random")
-        self.random_button.setToolTip("Show a random test image")
-        self.random_button.clicked.connect(self.show_random_test_image)
-        pl.addWidget(self.random_button, 0, 2)
-        self.test_label = QLabel("the test set loads when this tab is shown")
-        self.test_label.setStyleSheet("color: #555555;")
-        self.test_label.setWordWrap(True)
-        pl.addWidget(self.test_label, 1, 0, 1, 3)
-        pl.setColumnStretch(1, 1)
-        lay.addWidget(pick)
+        self.test_panel = TestImagePanel()       # app/inspect_testset.py
+        self.test_panel.picked.connect(self.set_input)
+        self.test_spin, self.random_button = self.test_panel.test_spin, self.test_panel.random_button
+        self.test_label = self.test_panel.test_label
+        lay.addWidget(self.test_panel)
 
-        photo = _group("Use the loaded photo")
-        phl = QVBoxLayout(photo)
-        phl.setContentsMargins(8, 14, 8, 8)
-        self.photo_button = QPushButton("Use the loaded photo")
-        self.photo_button.setEnabled(False)
-        self.photo_button.setToolTip("Convert the image of the main view like MNIST digits: "
-                                     "gray, fitted into 20x20 in 28x28, white on black")
-        self.photo_button.clicked.connect(self.use_photo)
-        phl.addWidget(self.photo_button)
-        thumbs = QHBoxLayout()
-        thumbs.setSpacing(6)
-        self.thumbs: list[QLabel] = []
-        self.thumb_captions: list[QLabel] = []
-        for caption in ("gray", "28x28", "inverted"):
-            cell = QVBoxLayout()
-            cell.setSpacing(2)
-            img = QLabel()
-            img.setFixedSize(THUMB_PX, THUMB_PX)
-            img.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            img.setStyleSheet("background: #f2f2f2; border: 1px solid #d0d0d0;")
-            cap = QLabel(caption)
-            cap.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            cap.setStyleSheet("color: #555555;")
-            cell.addWidget(img, 0, Qt.AlignmentFlag.AlignHCenter)
-            cell.addWidget(cap)
-            thumbs.addLayout(cell)
-            self.thumbs.append(img)
-            self.thumb_captions.append(cap)
-        phl.addLayout(thumbs)
-        self.photo_note = QLabel("no photo loaded")
-        self.photo_note.setStyleSheet("color: #777777;")
-        self.photo_note.setWordWrap(True)
-        phl.addWidget(self.photo_note)
-        lay.addWidget(photo)
+        self.photo_panel = PhotoPanel()          # app/inspect_photo.py
+        self.photo_panel.converted.connect(self._use_converted)
+        self.photo_button = self.photo_panel.photo_button
+        self.thumbs, self.thumb_captions = self.photo_panel.thumbs, self.photo_panel.thumb_captions
+        lay.addWidget(self.photo_panel)
 
         about = _group("How to read this")
         al = QVBoxLayout(about)

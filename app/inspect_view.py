@@ -34,8 +34,8 @@ from .inspect_common import (ConvStage, DisplayLevel, ENGINES, INPUT_SHAPE, Kern
                              MNIST_MEAN, MNIST_STD, NO_MODEL_HINT, PhotoConversion,
                              PipelineResult, ProbabilityChart, QAction, QEvent, QHBoxLayout,
                              QLabel, QMenu, QStyle, QTimer, QWidget, Qt, REEXPLAIN_MS,
-                             RunOutput, SIDE, Sequential, THUMB_PX, _Loader, _TestSet,
-                             _pixmap, _snapshot, explain, filter_labels, input_level,
+                             RunOutput, SIDE, Sequential, _Loader, _TestSet,
+                             _snapshot, explain, filter_labels, input_level,
                              layer_outputs, level_stats, normalise, np, photo_to_mnist,
                              pyqtSignal, replace, run, softmax, time, to_pipeline)
 from .inspect_layout import InspectLayoutMixin
@@ -78,11 +78,7 @@ class InspectView(InspectLayoutMixin, QWidget):
         self._probs = np.zeros(0, np.float32)
         self._seq = 0
         self._pending: np.ndarray | None = None
-        self._photo: np.ndarray | None = None
-        self._conversion: PhotoConversion | None = None
         self._selected: tuple[int, int, int, int] | None = None
-        self._test_index: int | None = None
-        self._waiting_for_test_set = False
         self._engine = "layers"
         self.last_update_ms: float | None = None
         self.last_update_parts: dict[str, float] = {}  # forward, stats, grid, bars (ms)
@@ -152,37 +148,21 @@ class InspectView(InspectLayoutMixin, QWidget):
             self._update(self.canvas.image())
 
     def set_photo(self, image) -> None:
-        """The main view's image (H, W, C) in [0, 1]; "Use the loaded photo" converts it.
-
-        The array is kept by reference (the app never modifies an image it shows).
-        Raises ValueError for a shape that is not an image.
-        """
-        if image is None:
-            self._photo = self._conversion = None
-            self.photo_button.setEnabled(False)
-            self._show_conversion()
-            return
-        a = np.asarray(image)
-        if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)) or 0 in a.shape:
-            raise ValueError(f"a photo must have shape (H, W) or (H, W, 1|3|4), got {a.shape}")
-        self._photo = a
-        self._conversion = None
-        self.photo_button.setEnabled(True)
-        h, w = a.shape[:2]
-        self.photo_note.setText(f"photo of {w}x{h} px ready")
+        """The main view's image (H, W, C) in [0, 1], for "Use the loaded photo"
+        (:class:`app.inspect_photo.PhotoPanel`); ValueError for a shape that is not an
+        image."""
+        self.photo_panel.set_photo(image)
 
     def use_photo(self) -> None:
         """Convert the photo (see :func:`photo_to_mnist`) and make it the input."""
-        if self._photo is None:
-            return
-        self._conversion = photo_to_mnist(self._photo)
-        self._show_conversion()
-        self._test_index = None
-        self.test_label.setText(self._test_text())
-        self.set_input(self._conversion.result)
+        self.photo_panel.use_photo()
+
+    def _use_converted(self, arr28) -> None:
+        self.test_panel.forget()
+        self.set_input(arr28)
 
     def conversion(self) -> PhotoConversion | None:
-        return self._conversion
+        return self.photo_panel.conversion()
 
     def set_input(self, arr28) -> None:
         """Make ``arr28`` (28, 28) float32 in [0, 1] the input and update at once.
@@ -217,73 +197,21 @@ class InspectView(InspectLayoutMixin, QWidget):
 
     def show_test_image(self, index: int) -> None:
         """Show test image ``index`` of the bundled subset (loads the set if needed)."""
-        if not _TestSet.load():
-            self.test_label.setText(f"cannot load the test set: {_TestSet.error}")
-            return
-        self._test_set_ready()
-        index = int(index)
-        n = len(_TestSet.images)
-        if not 0 <= index < n:
-            raise ValueError(f"test image index must be in 0..{n - 1}, got {index}")
-        if self.test_spin.value() != index:
-            self.test_spin.blockSignals(True)
-            self.test_spin.setValue(index)
-            self.test_spin.blockSignals(False)
-        self._test_index = index
-        self.set_input(_TestSet.images[index])
-        self.test_label.setText(self._test_text())
+        self.test_panel.show_image(index)
 
     def show_random_test_image(self) -> None:
-        if not _TestSet.load():
-            self.test_label.setText(f"cannot load the test set: {_TestSet.error}")
-            return
-        rng = np.random.default_rng()
-        self.show_test_image(int(rng.integers(len(_TestSet.images))))
+        self.test_panel.show_random()
 
     def test_label_text(self) -> str:
         return self.test_label.text()
 
-    # ------------------------------------------------------------------ test set
     def showEvent(self, ev):  # noqa: N802 (Qt API)
         super().showEvent(ev)
-        if _TestSet.images is None and _TestSet.error is None:
-            if not self._waiting_for_test_set:
-                self._waiting_for_test_set = True
-                self.test_label.setText("loading the bundled test set…")
-                loader = _Loader.instance()
-                loader.done.connect(self._test_set_ready)
-                loader.start()
-        else:
-            self._test_set_ready()
-
-    def _test_set_ready(self) -> None:
-        if _TestSet.images is None:
-            self.test_label.setText(f"cannot load the test set: {_TestSet.error}")
-            self.test_spin.setEnabled(False)
-            self.random_button.setEnabled(False)
-            return
-        if not self.test_spin.isEnabled():
-            self.test_spin.blockSignals(True)
-            self.test_spin.setRange(0, len(_TestSet.images) - 1)
-            self.test_spin.blockSignals(False)
-            self.test_spin.setEnabled(True)
-            self.test_label.setText(self._test_text())
-
-    def _test_text(self) -> str:
-        if _TestSet.images is None:
-            return ("loading the bundled test set…" if self._waiting_for_test_set
-                    else "the test set loads when this tab is shown")
-        n = len(_TestSet.images)
-        if self._test_index is None:
-            return f"{n} test images: choose an index or press Random"
-        return (f"test image {self._test_index} of {n} · true label "
-                f"<b>{int(_TestSet.labels[self._test_index])}</b>")
+        self.test_panel.start_loading()
 
     # ------------------------------------------------------------------ updating
     def _on_canvas_changed(self, image: np.ndarray) -> None:
-        if self._test_index is not None:
-            self.test_label.setText(self._test_text() + " (drawn over)")
-            self._test_index = None
+        self.test_panel.forget("drawn over")
         if self._model is None:
             return
         self._pending = image
@@ -454,28 +382,6 @@ class InspectView(InspectLayoutMixin, QWidget):
         menu.addAction(act)
         menu.popup(ev.screenPos().toPoint())
         ev.accept()
-
-    # ------------------------------------------------------------------ photo thumbnails
-    def _show_conversion(self) -> None:
-        conv = self._conversion
-        if conv is None:
-            for t in self.thumbs:
-                t.clear()
-            self.thumb_captions[2].setText("inverted")
-            return
-        self.thumbs[0].setPixmap(_pixmap(conv.gray, THUMB_PX))
-        self.thumbs[1].setPixmap(_pixmap(conv.fitted, THUMB_PX))
-        if conv.inverted:
-            self.thumbs[2].setPixmap(_pixmap(conv.result, THUMB_PX))
-            self.thumb_captions[2].setText("inverted")
-            self.thumbs[2].setToolTip("the background was bright: inverted to white on black")
-        else:
-            self.thumbs[2].clear()
-            self.thumbs[2].setText("–")
-            self.thumb_captions[2].setText("not inverted")
-            self.thumbs[2].setToolTip("the background is already dark, as in MNIST")
-        self.photo_note.setText(f"background {conv.background:.2f} "
-                                f"({'bright: inverted' if conv.inverted else 'dark: kept'})")
 
     # ------------------------------------------------------------------ map sizes
     def eventFilter(self, obj, ev):  # noqa: N802 (Qt API)

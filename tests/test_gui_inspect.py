@@ -476,3 +476,36 @@ def test_canvas_emits_throttled_and_always_the_final_state(qtbot):
     qtbot.mouseRelease(c, LEFT, pos=QPoint(140, 240))
     after = c.image()
     assert (after >= before).all() and after.max() == 1.0 and after[20, 14] == 1.0
+
+
+def test_the_photo_and_test_image_panels_work_on_their_own(qtbot):
+    """The Inspect tab's left-hand panels are widgets of their own (app/inspect_photo.py,
+    app/inspect_testset.py): they announce what they make, the view decides."""
+    from convscope.app.inspect_photo import PhotoPanel
+    from convscope.app.inspect_testset import TestImagePanel
+    photo = PhotoPanel()
+    qtbot.addWidget(photo)
+    assert not photo.photo_button.isEnabled()
+    img = np.zeros((40, 30, 3), np.float32)
+    img[10:30, 12:18] = 1.0                              # a bright bar on black
+    photo.set_photo(img)
+    assert photo.photo_button.isEnabled() and "30x40" in photo.photo_note.text()
+    with qtbot.waitSignal(photo.converted) as got:
+        photo.photo_button.click()
+    assert got.args[0].shape == (28, 28) and photo.conversion() is not None
+    assert not photo.conversion().inverted and photo.thumb_captions[2].text() == "not inverted"
+    with pytest.raises(ValueError, match="shape"):
+        photo.set_photo(np.zeros((4, 4, 2)))
+    photo.set_photo(None)
+    assert not photo.photo_button.isEnabled() and photo.conversion() is None
+
+    tests = TestImagePanel()
+    qtbot.addWidget(tests)
+    with qtbot.waitSignal(tests.picked) as got:
+        tests.show_image(3)
+    assert got.args[0].shape == (28, 28) and tests.index == 3
+    assert f"true label <b>{int(_TestSet.labels[3])}</b>" in tests.test_label.text()
+    tests.forget("drawn over")
+    assert tests.index is None and tests.test_label.text().endswith("(drawn over)")
+    with pytest.raises(ValueError, match="index must be in"):
+        tests.show_image(10 ** 6)
