@@ -10,7 +10,8 @@ from .train_common import (ARCHITECTURES, BUNDLED_LABEL, ConfusionTable, FROM_JS
                             QComboBox, QDoubleSpinBox, QFont, QFrame, QGridLayout,
                             QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton,
                             QScrollArea, QSizePolicy, QSpinBox, QSplitter, QTableWidget,
-                            QVBoxLayout, QWidget, Qt, _RootLayout, _group, _style_plot, pg)
+                            QVBoxLayout, QWidget, Qt, _RootLayout, _group)
+from .train_curves import TrainingCurves
 
 
 class TrainLayoutMixin:
@@ -171,32 +172,11 @@ class TrainLayoutMixin:
         return scroll
 
     def _make_results(self) -> QWidget:
-        # plots
-        self.loss_plot = pg.PlotWidget(background="w")
-        _style_plot(self.loss_plot, "Training loss", "loss", "epoch")
-        lpi = self.loss_plot.getPlotItem()
-        lpi.addLegend(offset=(-8, 8), labelTextColor="#222", brush=(255, 255, 255, 200))
-        self.loss_raw = lpi.plot(pen=pg.mkPen((70, 130, 200, 120), width=1), name="per batch")
-        self.loss_smooth = lpi.plot(pen=pg.mkPen("#1f4e9c", width=2), name="smoothed")
-        self.acc_plot = pg.PlotWidget(background="w")
-        _style_plot(self.acc_plot, "Accuracy per epoch", "accuracy (%)", "epoch")
-        api = self.acc_plot.getPlotItem()
-        api.addLegend(offset=(-8, -8), labelTextColor="#222", brush=(255, 255, 255, 200))
-        self.acc_train = api.plot(pen=pg.mkPen("#1f77b4", width=2), symbol="o", symbolSize=6,
-                                  symbolBrush="#1f77b4", symbolPen=None, name="train",
-                                  connect="finite")
-        self.acc_test = api.plot(pen=pg.mkPen("#e6730f", width=2), symbol="s", symbolSize=6,
-                                 symbolBrush="#e6730f", symbolPen=None, name="test",
-                                 connect="finite")
-        self._loss_hint = pg.TextItem("Start training to see the loss", color="#888",
-                                      anchor=(0.5, 0.5))
-        self._loss_hint.setPos(0.5, 0.5)
-        lpi.addItem(self._loss_hint, ignoreBounds=True)
-        self._epoch_axis: dict = {}
-        self._acc_hint = pg.TextItem("Accuracy appears after each epoch", color="#888",
-                                     anchor=(0.5, 0.5))
-        self._acc_hint.setPos(0.5, 0.5)
-        api.addItem(self._acc_hint, ignoreBounds=True)
+        # the loss and accuracy curves (app/train_curves.py)
+        self.curves = TrainingCurves()
+        self.loss_plot, self.acc_plot = self.curves.loss_plot, self.curves.acc_plot
+        self.loss_raw, self.loss_smooth = self.curves.loss_raw, self.curves.loss_smooth
+        self.acc_train, self.acc_test = self.curves.acc_train, self.curves.acc_test
 
         # kernels
         kbox = _group("First-layer kernels")
@@ -233,8 +213,7 @@ class TrainLayoutMixin:
         th = QHBoxLayout(top)
         th.setContentsMargins(0, 0, 0, 0)
         th.setSpacing(6)
-        th.addWidget(self.loss_plot, 1)
-        th.addWidget(self.acc_plot, 1)
+        th.addWidget(self.curves, 2)
         th.addWidget(kbox)
 
         # test results

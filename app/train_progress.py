@@ -4,31 +4,17 @@ the loss and accuracy plots, progress and speed. Mixed into
 
 from __future__ import annotations
 
-from .train_common import (CHECKPOINT, FINAL, HISTORY_EPOCHS, HISTORY_LOSS, SMOOTHING,
-                            TrainRun, first_conv, math, np, os, pg, signals_blocked, time)
+from .train_common import (CHECKPOINT, FINAL, TrainRun, first_conv, math, os, signals_blocked,
+                            time)
 
 
 class TrainProgressMixin:
     # ------------------------------------------------------------------ training events
-    def _reset_history(self):
-        had = bool(getattr(self, "_loss_x", True)), bool(getattr(self, "_acc", True))
-        self._loss_x: list[float] = []
-        self._loss_y: list[float] = []
-        self._loss_s: list[float] = []
-        self._ema = 0.0
-        self._acc: list[tuple[float, float, float]] = []   # epoch, train %, test %
-        self._loss_dirty, self._acc_dirty = had  # (re)draw only plots that showed something
-        self._loss_top = 0.0
-
     def _on_batch(self, ev):
-        self._loss_x.append(ev.epoch + (ev.batch + 1) / ev.batches)
-        self._loss_y.append(ev.loss)
-        self._ema = SMOOTHING * self._ema + (1 - SMOOTHING) * ev.loss
-        self._loss_s.append(self._ema / (1 - SMOOTHING ** len(self._loss_y)))
+        self.curves.add_loss(ev.epoch + (ev.batch + 1) / ev.batches, ev.loss)
         self._rate = ev.samples_per_s if self._rate == 0 else \
             0.9 * self._rate + 0.1 * ev.samples_per_s
         self._last_batch = ev
-        self._loss_dirty = True
         self.batchDone.emit(ev)
 
     def _on_kernels(self, weights):
@@ -42,8 +28,7 @@ class TrainProgressMixin:
             x = ev.epoch + frac
             if frac == 0:
                 train_acc = float("nan")  # no batch of this epoch ran
-        self._acc.append((x, train_acc, ev.test_accuracy * 100))
-        self._acc_dirty = True
+        self.curves.add_accuracy(x, train_acc, ev.test_accuracy * 100)
         classes = self._data.classes if self._data is not None else None
         self.confusion.set_matrix(ev.confusion, classes)
         self.confusion_caption.show()
@@ -98,9 +83,8 @@ class TrainProgressMixin:
     def _end_training(self):
         self._timer.stop()
         self._training = False
-        self._loss_dirty = True
+        self.curves.end()
         self._refresh()
-        self.loss_plot.getPlotItem().getViewBox().enableAutoRange(axis=pg.ViewBox.YAxis)
         self.speed_label.setText(self._speed_text(final=True))
         self._update_model_info()
         with signals_blocked(self.pause_button):
@@ -134,7 +118,7 @@ class TrainProgressMixin:
     # ------------------------------------------------------------------ throttled redraw
     def _refresh(self):
         """Redraw what changed since the last refresh (timer: at most every REFRESH_MS)."""
-        self._redraw_plots()
+        self.curves.redraw()
         ev = self._last_batch
         if ev is not None:
             total = self._epochs * ev.batches
@@ -162,79 +146,11 @@ class TrainProgressMixin:
             (f"{eta / 60:.0f} min {eta % 60:.0f} s" if eta >= 60 else f"{eta:.0f} s")
         return f"{self._rate:,.0f} samples/s · ETA {eta_text}"
 
-    def _set_epoch_axis(self, epochs: float):
-        """Both plots show epochs 0..``epochs`` (aligned, and fixed while training)."""
-        epochs = max(epochs, 1)
-        for pw, hint in ((self.loss_plot, self._loss_hint), (self.acc_plot, self._acc_hint)):
-            vb = pw.getPlotItem().getViewBox()
-            vb.disableAutoRange(axis=pg.ViewBox.XAxis)
-            if self._epoch_axis.get(pw) != epochs:  # an unchanged axis is not re-rendered
-                self._epoch_axis[pw] = epochs
-                vb.setXRange(0, epochs, padding=0.05)
-            hint.setPos(epochs / 2, 0.5)
-
-    def _redraw_plots(self):
-        if self._loss_dirty:
-            self._redraw_loss()
-        if self._acc_dirty:
-            self._redraw_acc()
-
-    def _redraw_loss(self):
-        self._loss_dirty = False
-        if not self._loss_x:
-            self.loss_raw.setData([], [])
-            self.loss_smooth.setData([], [])
-            self._loss_hint.show()
-            return
-        x = np.asarray(self._loss_x)
-        y = np.asarray(self._loss_y)
-        if self._training:
-            # fixed ranges while training: the axes are not redrawn on every refresh
-            top = float(y.max())
-            if top > self._loss_top:
-                self._loss_top = top * 1.1
-                self.loss_plot.getPlotItem().getViewBox().setYRange(0, self._loss_top,
-                                                                   padding=0)
-        self.loss_raw.setData(x, y)
-        self.loss_smooth.setData(x, np.asarray(self._loss_s))
-        self._loss_hint.hide()
-
-    def _redraw_acc(self):
-        self._acc_dirty = False
-        if self._acc:
-            a = np.asarray(self._acc)
-            self.acc_train.setData(a[:, 0], a[:, 1])
-            self.acc_test.setData(a[:, 0], a[:, 2])
-            self._acc_hint.hide()
-        else:
-            self.acc_train.setData([], [])
-            self.acc_test.setData([], [])
-            self._acc_hint.show()
-
-    def _history_arrays(self) -> dict[str, np.ndarray]:
-        if not self._loss_x:
-            return {}
-        return {HISTORY_LOSS: np.array([self._loss_x, self._loss_y], np.float64),
-                HISTORY_EPOCHS: np.array(self._acc, np.float64).reshape(-1, 3)}
-
     def _restore_history(self, extra: dict):
-        self._reset_history()
-        loss = extra.get(HISTORY_LOSS)
-        if loss is not None and loss.ndim == 2 and loss.shape[0] == 2:
-            for x, y in loss.T:
-                self._loss_x.append(float(x))
-                self._loss_y.append(float(y))
-                self._ema = SMOOTHING * self._ema + (1 - SMOOTHING) * float(y)
-                self._loss_s.append(self._ema / (1 - SMOOTHING ** len(self._loss_y)))
-        acc = extra.get(HISTORY_EPOCHS)
-        if acc is not None and acc.ndim == 2 and acc.shape[1] == 3:
-            self._acc = [tuple(map(float, r)) for r in acc]
-        self._loss_dirty = self._acc_dirty = True
-        xs = self._loss_x + [a[0] for a in self._acc]
-        self._set_epoch_axis(math.ceil(max(xs)) if xs else 1)
+        """The curves saved with a loaded model; the progress row starts over."""
+        self.curves.restore(extra)
         self._last_batch = None
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress.setFormat("not started")
         self.speed_label.setText("–")
-        self._redraw_plots()

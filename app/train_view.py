@@ -79,7 +79,6 @@ class TrainView(TrainLayoutMixin, TrainInputsMixin, TrainProgressMixin, QWidget)
         self._run_dir = ""
         self._training = False
         self._t_start = 0.0
-        self._reset_history()
         self._pending_kernels = None
         self._kernel_source = "model"          # name of the model whose kernels are shown
         self._last_batch = None
@@ -180,7 +179,6 @@ class TrainView(TrainLayoutMixin, TrainInputsMixin, TrainProgressMixin, QWidget)
         self._run = run
         self._runs.append(run)
         self._training = True
-        self._reset_history()
         self._last_batch = None
         self._pending_kernels = None
         self._rate = 0.0
@@ -192,10 +190,7 @@ class TrainView(TrainLayoutMixin, TrainInputsMixin, TrainProgressMixin, QWidget)
         self._show_kernel_info(model, conv, "training")
         self._update_model_info(training=model)
         self._clear_results("Training… the misclassified test digits appear when it ends.")
-        self._set_epoch_axis(config.epochs)
-        # fixed loss range while training (see _redraw_loss): no axis redraw per refresh
-        self.loss_plot.getPlotItem().getViewBox().disableAutoRange(axis=pg.ViewBox.YAxis)
-        self._redraw_plots()
+        self.curves.start(config.epochs)    # empty curves on fixed axes
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress.setFormat(f"epoch 1/{config.epochs} · starting…")
@@ -278,7 +273,7 @@ class TrainView(TrainLayoutMixin, TrainInputsMixin, TrainProgressMixin, QWidget)
             self.message.show_message("There is no model to save.")
             return False
         try:
-            save_model(path, self._model, self._history_arrays())
+            save_model(path, self._model, self.curves.history())
         except OSError as exc:
             self.message.show_message(f"Could not save the model to '{path}': {exc}")
             return False

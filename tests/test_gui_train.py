@@ -291,3 +291,34 @@ def test_start_refuses_a_model_that_does_not_fit_the_data(view, qtbot, mnist):
     assert not view.start_training()
     assert "12 classes" in view.message.text()
     assert not view.is_training()
+
+
+def test_training_curves_keep_their_history_and_round_trip_it(qtbot):
+    """The loss and accuracy curves are a panel of their own (app/train_curves.py): what
+    they draw is what a saved model keeps, and a restored history draws the same."""
+    from convscope.app.train_curves import TrainingCurves
+    curves = TrainingCurves()
+    qtbot.addWidget(curves)
+    curves.start(3)
+    assert curves.training and curves.loss_hint.isVisible()
+    for i, loss in enumerate([2.3, 1.1, 0.7, 0.5]):
+        curves.add_loss((i + 1) / 2, loss)
+    curves.add_accuracy(1, 90.0, 91.5)
+    curves.add_accuracy(2, 95.0, float("nan"))
+    curves.redraw()
+    x, y = curves.loss_raw.getData()
+    np.testing.assert_array_equal(y, [2.3, 1.1, 0.7, 0.5])
+    # bias-corrected exponential average: the first point is the first loss
+    assert curves.loss_smooth.getData()[1][0] == pytest.approx(2.3)
+    assert curves.loss_plot.getPlotItem().getViewBox().viewRange()[1][1] == pytest.approx(2.53)
+    curves.end()
+    saved = curves.history()
+    other = TrainingCurves()
+    qtbot.addWidget(other)
+    other.restore(saved)
+    np.testing.assert_array_equal(other.loss_raw.getData()[1], y)
+    np.testing.assert_array_equal(other.acc_test.getData()[1], [91.5, np.nan])
+    np.testing.assert_allclose(other.loss_smooth.getData()[1], curves.loss_smooth.getData()[1])
+    other.restore({})
+    x0 = other.loss_raw.getData()[0]
+    assert other.history() == {} and (x0 is None or len(x0) == 0)
