@@ -7,11 +7,12 @@ from __future__ import annotations
 from .train_common import (ARCHITECTURES, BUNDLED_LABEL, ConfusionTable, FROM_JSON,
                             GALLERY_SIZE, IDX_LABEL, IMAGES_LABEL, KernelGrid,
                             MisclassifiedGallery, QAbstractItemView, QAbstractScrollArea,
-                            QComboBox, QDoubleSpinBox, QFont, QFrame, QGridLayout,
+                            QComboBox, QFont, QFrame,
                             QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton,
-                            QScrollArea, QSizePolicy, QSpinBox, QSplitter, QTableWidget,
+                            QScrollArea, QSizePolicy, QSplitter, QTableWidget,
                             QVBoxLayout, QWidget, Qt, _RootLayout, _group)
 from .train_curves import TrainingCurves
+from .train_hyper import HyperParameters
 
 
 class TrainLayoutMixin:
@@ -82,46 +83,14 @@ class TrainLayoutMixin:
         v.addWidget(self.arch_total)
         lay.addWidget(box)
 
-        # hyper-parameters: two label/field pairs per row, so the table keeps its room
-        box = _group("Hyper-parameters")
-        grid = QGridLayout(box)
-        grid.setHorizontalSpacing(6)
-        grid.setVerticalSpacing(6)
-        self.epochs = QSpinBox()
-        self.epochs.setRange(1, 1000)
-        self.epochs.setValue(3)
-        self.batch_size = QSpinBox()
-        self.batch_size.setRange(1, 8192)
-        self.batch_size.setValue(128)
-        self.lr = QDoubleSpinBox()
-        self.lr.setDecimals(5)
-        self.lr.setRange(0.00001, 10.0)
-        self.lr.setSingleStep(0.0001)
-        self.lr.setValue(0.001)
-        self.lr.setToolTip("Learning rate (adam: ~0.001, SGD: ~0.01)")
-        self.optimizer = QComboBox()
-        self.optimizer.addItems(["adam", "sgd"])
-        self.optimizer.setToolTip("adam, or SGD with momentum 0.9")
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        self.seed.setToolTip("Initial weights and batch order: the same seed gives the same run")
+        # hyper-parameters (app/train_hyper.py)
+        self.hyper = HyperParameters()
+        self.epochs, self.batch_size, self.lr = (self.hyper.epochs, self.hyper.batch_size,
+                                                 self.hyper.lr)
+        self.optimizer, self.seed = self.hyper.optimizer, self.hyper.seed
         # the untrained model shown (its kernels) is the one Start begins with
-        self.seed.valueChanged.connect(lambda _: self._set_architecture_preview())
-        for w in (self.epochs, self.batch_size, self.lr, self.seed, self.optimizer):
-            w.setMinimumWidth(64)  # not the width of the largest value: the pane is narrow
-            if w is not self.optimizer:
-                w.setAlignment(Qt.AlignmentFlag.AlignRight)
-        pairs = [("Epochs", self.epochs), ("Batch size", self.batch_size),
-                 ("Learning rate", self.lr), ("Optimiser", self.optimizer), ("Seed", self.seed)]
-        for n, (text, w) in enumerate(pairs):
-            label = QLabel(text)
-            label.setBuddy(w)
-            r, c = divmod(n, 2)
-            grid.addWidget(label, r, 2 * c)
-            grid.addWidget(w, r, 2 * c + 1)
-        grid.setColumnStretch(1, 1)
-        grid.setColumnStretch(3, 1)
-        lay.addWidget(box)
+        self.hyper.seedChanged.connect(lambda _: self._set_architecture_preview())
+        lay.addWidget(self.hyper)
 
         # training and the model files
         box = _group("Training")

@@ -144,10 +144,8 @@ class TrainView(TrainLayoutMixin, TrainInputsMixin, TrainProgressMixin, QWidget)
         spec = dict(self._spec)
         spec["input_shape"] = list(data.input_shape)
         try:
-            model = build(spec, seed=self.seed.value())
-            config = TrainConfig(epochs=self.epochs.value(), batch_size=self.batch_size.value(),
-                                 lr=float(self.lr.value()), optimizer=self.optimizer.currentText(),
-                                 seed=self.seed.value())
+            config = self.hyper.config()
+            model = build(spec, seed=config.seed)
             config.validate()
         except ValueError as exc:
             self.message.show_message(f"Cannot train: {exc}")
@@ -419,9 +417,9 @@ class TrainView(TrainLayoutMixin, TrainInputsMixin, TrainProgressMixin, QWidget)
         self.start_button.setEnabled(not t)
         self.pause_button.setEnabled(t)
         self.stop_button.setEnabled(t)
-        for w in (self.data_combo, self.arch_combo, self.edit_button, self.epochs,
-                  self.batch_size, self.lr, self.optimizer, self.seed, self.load_button):
+        for w in (self.data_combo, self.arch_combo, self.edit_button, self.load_button):
             w.setEnabled(not t)
+        self.hyper.set_editable(not t)
         self.save_button.setEnabled(not t and self._model is not None)
         self.send_button.setEnabled(self.kernel_grid.selected() >= 0)
 

@@ -322,3 +322,21 @@ def test_training_curves_keep_their_history_and_round_trip_it(qtbot):
     other.restore({})
     x0 = other.loss_raw.getData()[0]
     assert other.history() == {} and (x0 is None or len(x0) == 0)
+
+
+def test_hyper_parameters_panel_makes_the_run_config(qtbot):
+    from convscope.app.train_hyper import HyperParameters
+    hp = HyperParameters()
+    qtbot.addWidget(hp)
+    hp.epochs.setValue(7)
+    hp.batch_size.setValue(32)
+    hp.lr.setValue(0.01)
+    hp.optimizer.setCurrentText("sgd")
+    with qtbot.waitSignal(hp.seedChanged) as seed:
+        hp.seed.setValue(42)
+    assert seed.args == [42]
+    c = hp.config()
+    assert (c.epochs, c.batch_size, c.lr, c.optimizer, c.seed) == (7, 32, 0.01, "sgd", 42)
+    c.validate()
+    hp.set_editable(False)
+    assert not any(w.isEnabled() for w in hp.fields())
