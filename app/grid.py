@@ -541,6 +541,27 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return ticks
 
 
+def bar_ticks(lo: float, hi: float, top: float, bottom: float,
+              text_height: float) -> list[tuple[float, float]]:
+    """The labelled ticks of a colour bar from ``top`` (``hi``) to ``bottom`` (``lo``)
+    pixels: (value, y) pairs, no two labels closer than ``text_height``. Round values
+    (:func:`nice_ticks`, one per ~28 px); a short bar with fewer than three of them
+    also labels both ends, and then a round value too close to an end label is left
+    out (4 was drawn over the end label 4.2196)."""
+    def y_of(v):
+        return bottom - (v - lo) / (hi - lo) * (bottom - top) if hi > lo else bottom
+    ticks = nice_ticks(lo, hi, max(3, min(6, int(bottom - top) // 28)))
+    ends = []
+    if len(ticks) < 3 and hi > lo:  # a short bar: at least both ends and the middle
+        ends = [lo, hi]
+    kept = [(v, y_of(v)) for v in ends]
+    for v in ticks:
+        y = y_of(v)
+        if all(abs(y - ky) >= text_height for _, ky in kept):
+            kept.append((v, y))
+    return sorted(kept)
+
+
 class ColorBar(QWidget):
     """A vertical colour bar with numbers (painted directly: pyqtgraph's ColorBarItem,
     a whole plot per bar, took half of the first grid's 96 ms build)."""
@@ -573,11 +594,7 @@ class ColorBar(QWidget):
         font.setPixelSize(10)
         p.setFont(font)
         fm = p.fontMetrics()
-        ticks = nice_ticks(lo, hi, max(3, min(6, (bottom - top) // 28)))
-        if len(ticks) < 3 and hi > lo:  # a short bar: at least both ends and the middle
-            ticks = sorted(set(ticks) | {lo, hi})
-        for t in ticks:
-            y = bottom - (t - lo) / (hi - lo) * (bottom - top) if hi > lo else bottom
+        for t, y in bar_ticks(lo, hi, top, bottom, fm.height()):
             p.drawLine(bar.right(), int(y), bar.right() + 4, int(y))
             text = cell_label(t, 6)
             p.drawText(bar.right() + 7, int(y + fm.ascent() / 2 - 1), text)

@@ -413,3 +413,26 @@ def test_large_maps_are_drawn_at_screen_resolution_and_in_detail_when_zoomed(win
         win.grid.set_map_width(900)
     assert win.output.preview_side == 1024
     assert max(win.grid.views()[(0, 0)].image.image.shape) == 800  # 1600 / 2
+
+
+def test_colour_bar_labels_never_overlap():
+    """A short bar labels both ends; a round value near an end was drawn over it
+    ("4" over "4.2196" on a 150 px bar, seen in the real window)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from convscope.app.grid import bar_ticks
+    ticks = bar_ticks(0.0549, 4.2196, 8, 158, 12)
+    values = [v for v, _ in ticks]
+    assert values[0] == 0.0549 and values[-1] == 4.2196 and 4.0 not in values and 2.0 in values
+
+    @settings(max_examples=300, deadline=None)
+    @given(lo=st.floats(-1e4, 1e4), span=st.floats(1e-6, 1e5), height=st.integers(20, 700))
+    def no_overlap(lo, span, height):
+        hi = lo + span
+        got = bar_ticks(lo, hi, 8, 8 + height, 12)
+        ys = sorted(y for _, y in got)
+        assert all(b - a >= 12 - 1e-9 for a, b in zip(ys, ys[1:])), got
+        assert all(8 - 1e-6 <= y <= 8 + height + 1e-6 for y in ys)
+        assert got, "a bar always has a label"
+    no_overlap()
