@@ -33,7 +33,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from ..core.kernel_draft import KernelDraft, number_text, parse_number
+from ..core.kernel_draft import KernelDraft, anchor, number_text, parse_number
 from ..core.kernels import PRESETS, KernelParseError, format_kernel, parse_kernel
 from ..core.pipeline import MAX_KERNEL_SIDE, Kernel
 from .form_widgets import STYLE_SHEET, FieldFrame, form_label, row, signals_blocked
@@ -100,6 +100,11 @@ class KernelEditor(QWidget):
         self.hint_label.setObjectName("hintLabel")
         self.hint_label.setWordWrap(True)
         self.hint_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # below the grid, so that it appearing does not move the size arrows being clicked
+        self.anchor_label = QLabel()
+        self.anchor_label.setObjectName("hintLabel")
+        self.anchor_label.setWordWrap(True)
+        self.anchor_label.hide()
 
         self.rows_spin = self._size_spin("Kernel height (rows), 1 to "
                                          f"{MAX_KERNEL_SIDE}; growing adds rows of 0")
@@ -177,6 +182,7 @@ class KernelEditor(QWidget):
         weights_label = form_label("Weights", self.table.toolTip())
         weights_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         form.addRow(weights_label, grid_row)
+        form.addRow("", self.anchor_label)
         actions = QHBoxLayout()
         actions.setSpacing(4)
         actions.addWidget(self.paste_button)
@@ -417,6 +423,12 @@ class KernelEditor(QWidget):
         else:
             self.hint_label.clear()
             self.hint_label.hide()
+        kh, kw = d.shape
+        even = kh % 2 == 0 or kw % 2 == 0   # no middle cell: say which tap is the anchor
+        self.anchor_label.setText(f"Even size: row {anchor(kh) + 1}, column {anchor(kw) + 1} "
+                                  f"(bold) sits over the output pixel, as in PyTorch's "
+                                  f"'same'" if even else "")
+        self.anchor_label.setVisible(even)
         self.divisor_field.set_error(d.field_error("divisor"))
         self.bias_field.set_error(d.field_error("bias"))
         messages = d.messages()

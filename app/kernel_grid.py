@@ -20,7 +20,7 @@ from PyQt6.QtGui import QBrush, QColor, QFont, QKeySequence, QPalette
 from PyQt6.QtWidgets import (QAbstractItemView, QHeaderView, QLineEdit, QSizePolicy,
                              QStyledItemDelegate, QTableWidget, QTableWidgetItem)
 
-from ..core.kernel_draft import number_text
+from ..core.kernel_draft import anchor, number_text
 from .form_widgets import signals_blocked
 
 __all__ = ["WeightGrid", "cell_width", "CELL_W", "CELL_H", "VISIBLE_ROWS"]
@@ -122,12 +122,15 @@ class WeightGrid(QTableWidget):
     # ------------------------------------------------------------------ content
     def show_weights(self, w: np.ndarray, bad: dict[tuple[int, int], str]) -> None:
         """Show the 2-D weights ``w``: every cell's text (except the ``bad`` ones, which
-        keep what was typed) and tint; the grid resizes to ``w``'s shape."""
+        keep what was typed) and tint; the grid resizes to ``w``'s shape. The anchor's
+        row and column (the tap over the output pixel, core.kernel_draft.anchor) have
+        bold headers."""
         kh, kw = w.shape
         with signals_blocked(self):
             if self.rowCount() != kh or self.columnCount() != kw:
                 self.setRowCount(kh)
                 self.setColumnCount(kw)
+                self._mark_anchor(kh, kw)
                 self._fit_table()
             for r in range(kh):
                 for c in range(kw):
@@ -139,6 +142,20 @@ class WeightGrid(QTableWidget):
                     if (r, c) not in bad and item.text() != number_text(w[r, c]):
                         item.setText(number_text(w[r, c]))
                     self.style_cell(r, c, w, bad.get((r, c)))
+
+    def _mark_anchor(self, kh: int, kw: int) -> None:
+        ar, ac = anchor(kh), anchor(kw)
+        for n, a, set_item, what in ((kh, ar, self.setVerticalHeaderItem, "row"),
+                                     (kw, ac, self.setHorizontalHeaderItem, "column")):
+            for i in range(n):
+                item = QTableWidgetItem(str(i + 1))
+                if i == a:
+                    font = QFont(self.font())
+                    font.setBold(True)
+                    item.setFont(font)
+                    item.setToolTip(f"the anchor's {what}: this tap sits over the output "
+                                    f"pixel ('same' padding)")
+                set_item(i, item)
 
     def set_cell_text(self, r: int, c: int, text: str) -> None:
         """Replace a cell's text without emitting ``itemChanged`` (canonical form)."""

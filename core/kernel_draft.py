@@ -24,7 +24,7 @@ from .kernels import (PRESETS, KernelParseError, format_kernel, gimp_normalise,
                       parse_kernel, random_kernel)
 from .pipeline import CHANNEL_NAMES, MAX_KERNEL_SIDE, Kernel
 
-__all__ = ["KernelDraft", "parse_number", "number_text", "resize_centred"]
+__all__ = ["KernelDraft", "parse_number", "number_text", "resize_centred", "anchor"]
 
 #: the fields typed as text besides the cells
 NUMBER_FIELDS = ("divisor", "bias")
@@ -52,19 +52,28 @@ def parse_number(text: str, where: str) -> float:
     return float(w[0, 0]) + 0.0    # -0.0 -> 0.0
 
 
+def anchor(k: int) -> int:
+    """The tap (0-based) of a kernel side ``k`` that sits over the output pixel with
+    'same' padding: the middle for odd ``k``, the cell just above / left of the middle
+    for even ``k`` (PyTorch's 'same' pads (k - 1) // 2 before)."""
+    return (k - 1) // 2
+
+
 def resize_centred(w: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """``w`` (slices, kh, kw) resized to (slices, rows, cols) keeping it centred, as
-    GIMP does: rings of zeros are added or removed around it (growing 3x3 to 5x5
-    added zeros at the bottom and right, which moved the centre and shifted a 'same'
-    output by a pixel or more). With an even growth or shrink the extra row/column
-    goes to the bottom/right; the anchor of an even size is the cell just above and
-    left of the middle (PyTorch's 'same' padding)."""
+    """``w`` (slices, kh, kw) resized to (slices, rows, cols) keeping its anchor cell
+    (:func:`anchor`) on the new anchor, as GIMP keeps a kernel centred: from odd to odd
+    sizes rings of zeros are added or removed around it; one step at a time (3 -> 4 ->
+    5, the spin box's arrows) the row/column goes to the bottom/right, then to the
+    top/left, so 3 -> 4 -> 5 is centred too (it ended up in the top-left corner, and a
+    'same' output shifted by a pixel per step). An identity kernel stays an identity
+    through any sequence of sizes."""
     s, kh, kw = w.shape
     new = np.zeros((s, rows, cols))
-    r, c = min(rows, kh), min(cols, kw)
-    dr, sr = max(0, (rows - kh) // 2), max(0, (kh - rows) // 2)
-    dc, sc = max(0, (cols - kw) // 2), max(0, (kw - cols) // 2)
-    new[:, dr:dr + r, dc:dc + c] = w[:, sr:sr + r, sc:sc + c]
+    dr, dc = anchor(rows) - anchor(kh), anchor(cols) - anchor(kw)
+    r_new, r_old = max(0, dr), max(0, -dr)
+    c_new, c_old = max(0, dc), max(0, -dc)
+    nr, nc = min(rows - r_new, kh - r_old), min(cols - c_new, kw - c_old)
+    new[:, r_new:r_new + nr, c_new:c_new + nc] = w[:, r_old:r_old + nr, c_old:c_old + nc]
     return new
 
 

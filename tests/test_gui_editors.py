@@ -684,3 +684,25 @@ def test_the_rounding_note_is_right_for_full_padding():
     note = conv_geometry((10, 10), (3, 3), stride=2, padding="full")[0].note()
     assert "0 input cell" not in note and "every input cell is visited" in note
     assert "last 2 input cell(s)" in conv_geometry((11, 11), (3, 3), stride=3)[0].note()
+
+
+def test_resizing_one_step_at_a_time_stays_centred_and_states_the_anchor(qtbot, make):
+    """The spin box's arrows resize one row at a time: 3 -> 4 -> 5 put the kernel in the
+    top-left corner. An even size says which tap sits over the output pixel."""
+    ed = make(KernelEditor)
+    ed.set_kernel(kernel_3x3())
+    ed.show()
+    spin_y = ed.rows_spin.mapTo(ed, ed.rows_spin.rect().topLeft()).y()
+    for n in (4, 5):
+        ed.rows_spin.setValue(n)
+        # the arrows being clicked stay where they were (the hint appears below the grid)
+        assert ed.rows_spin.mapTo(ed, ed.rows_spin.rect().topLeft()).y() == spin_y
+        ed.cols_spin.setValue(n)
+        if n == 4:
+            assert "row 2, column 2" in ed.anchor_label.text() and ed.anchor_label.isVisibleTo(ed)
+            assert ed.table.verticalHeaderItem(1).font().bold()
+            assert not ed.table.verticalHeaderItem(2).font().bold()
+    w = ed.kernel().weights
+    np.testing.assert_array_equal(w[1:4, 1:4], np.arange(9.0).reshape(3, 3))
+    assert w.sum() == np.arange(9.0).sum()
+    assert not ed.anchor_label.isVisibleTo(ed) and ed.table.verticalHeaderItem(2).font().bold()

@@ -86,6 +86,22 @@ def test_resizing_keeps_an_identity_kernel_centred_for_same_output():
     assert not d.resize(3, 3)
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 9), st.integers(1, 9)), min_size=1, max_size=8))
+def test_any_sequence_of_sizes_keeps_an_identity_an_identity(sizes):
+    """One step at a time (3 -> 4 -> 5: the spin box's arrows, as a user resizes) the
+    kernel ended in the top-left corner and a 'same' output shifted a pixel per step;
+    shrinking to an even size dropped the middle's row."""
+    img = np.random.default_rng(1).random((9, 10))
+    d = KernelDraft()
+    for size in sizes:
+        d.resize(*size)
+        w = d.kernel().weights
+        assert w.shape == size and w.sum() == 1
+        out = conv2d(img[None], w[None, None], padding="same")[0]
+        np.testing.assert_allclose(out, img, atol=1e-12)
+
+
 @settings(max_examples=60, deadline=None)
 @given(kh=st.integers(1, 7), kw=st.integers(1, 7), gh=st.integers(0, 6), gw=st.integers(0, 6))
 def test_growing_then_shrinking_back_restores_the_kernel(kh, kw, gh, gw):
