@@ -63,6 +63,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import convscope  # noqa: E402,F401 - before numpy: its process settings (convscope/__init__.py)
 import numpy as np  # noqa: E402
 import pyqtgraph as pg  # noqa: E402
 from PyQt6.QtCore import QEventLoop, QSettings, Qt, QTimer, PYQT_VERSION_STR  # noqa: E402

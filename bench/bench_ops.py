@@ -27,6 +27,7 @@ for _p in (str(_ROOT), str(_HERE)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
+import convscope  # noqa: E402,F401 - before numpy: its process settings (convscope/__init__.py)
 import numpy as np  # noqa: E402
 
 from _timing import (StreamTable, fmt_ms, fmt_ratio, geomean, print_table,  # noqa: E402

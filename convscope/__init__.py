@@ -10,7 +10,20 @@ here by setuptools' ``package-dir``):
   pipelines (package data; :data:`ASSETS` is their folder).
 """
 
+import os as _os
+import sys as _sys
 from pathlib import Path
+
+# numpy's OpenBLAS keeps its worker threads spinning for 2**28 cycles (~0.1 s) after
+# each matrix product. In ConvScope a product is mostly followed by compiled loops on
+# both cores (pooling, col2im), which the spinning thread slowed down: the Keras
+# convnet's training step went 33 -> 26-30 ms with the threads sleeping at once
+# (ours/PyTorch 0.88-0.90 -> 0.98, bench/bench_train.py, same runs). OpenBLAS reads
+# the setting when it loads, so it applies when convscope is imported before numpy
+# (the applications, command-line tools and benchmarks are); a value already in the
+# environment wins, and nothing changes once numpy is loaded.
+if "numpy" not in _sys.modules:
+    _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 _checkout = Path(__file__).resolve().parent.parent
 if (_checkout / "pyproject.toml").is_file() and (_checkout / "core" / "pipeline.py").is_file() \

@@ -5,7 +5,8 @@ as fresh pages that fault on first touch, on every call: a 3x3 convolution of a
 512x512 RGB image spent a third of its time in page faults. Raising the thresholds
 lets freed feature maps be reused. Applications (the GUI, the command-line tools,
 the benchmarks) call :func:`reuse_large_allocations` once at start-up; the library
-itself never changes process state on import.
+itself never changes process state on import (except one environment default for
+numpy's OpenBLAS, set before numpy loads: see ``convscope/__init__.py``).
 """
 
 from __future__ import annotations

@@ -52,3 +52,23 @@ def test_core_never_imports_a_gui_toolkit():
         assert expected in report["modules"]
     assert report["loaded"] == [], f"core loaded GUI modules: {report['loaded']}"
     assert report["torch"] == [], "core must not need torch"
+
+
+def test_openblas_threads_sleep_after_a_product_unless_told_otherwise():
+    """convscope, imported before numpy, asks OpenBLAS's threads not to spin after each
+    product (they slowed the compiled loops that follow; bench_train 0.88 -> 0.98); a
+    value the user set wins, and once numpy is loaded nothing is changed."""
+    import os
+    import subprocess
+    import sys
+    code = "import os, {first}, {second}; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))"
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+
+    def run(first, second, **extra):
+        out = subprocess.run([sys.executable, "-c", code.format(first=first, second=second)],
+                             env={**env, **extra}, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+    assert run("convscope", "numpy") == "4"
+    assert run("numpy", "convscope") == "None"
+    assert run("convscope", "numpy", OPENBLAS_THREAD_TIMEOUT="20") == "20"
