@@ -680,7 +680,9 @@ def test_ui_keeps_processing_events_while_a_large_image_computes(win, qtbot):
     detail = (f"{len(during)} ticks in {elapsed * 1e3:.0f} ms (ideal {expected:.0f}), "
               f"longest gap {gaps.max() * 1e3:.0f} ms, set_image took {t_set * 1e3:.0f} ms")
     assert t_set < 0.1, detail                     # the request returns at once
-    assert len(during) >= max(10, 0.4 * expected), detail
+    # (a fixed floor of 10 ticks assumed the compute takes 400 ms or more; it now takes
+    # about 240: the UI is judged by its share of ticks and its longest freeze)
+    assert len(during) >= 0.4 * expected and gaps.max() < 0.15, detail
     assert set(win.grid.views()) == DEFAULT_KEYS
     assert win.grid.views()[(0, 0)].map_shape == (3000, 3000)
 
