@@ -7,8 +7,8 @@ from __future__ import annotations
 from .inspect_photo import PhotoPanel
 from .inspect_testset import TestImagePanel
 from .inspect_common import (DigitCanvas, ExplainPanel, FeatureGrid, LEFT_WIDTH, MNIST_MEAN,
-                             MNIST_STD, NO_MODEL_HINT, ProbabilityChart, QFont, QGridLayout,
-                             QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSpinBox,
+                             MNIST_STD, NO_MODEL_HINT, ProbabilityChart, QFont,
+                             QHBoxLayout, QLabel, QPushButton, QSizePolicy,
                              QStackedWidget, QVBoxLayout, QWidget, Qt, RIGHT_WIDTH,
                              _group)
 

@@ -34,7 +34,7 @@ from .inspect_common import (ConvStage, DisplayLevel, ENGINES, INPUT_SHAPE, Kern
                              MNIST_MEAN, MNIST_STD, NO_MODEL_HINT, PhotoConversion,
                              PipelineResult, ProbabilityChart, QAction, QEvent, QHBoxLayout,
                              QLabel, QMenu, QStyle, QTimer, QWidget, Qt, REEXPLAIN_MS,
-                             RunOutput, SIDE, Sequential, _Loader, _TestSet,
+                             RunOutput, SIDE, Sequential, _TestSet,
                              _snapshot, explain, filter_labels, input_level,
                              layer_outputs, level_stats, normalise, np, photo_to_mnist,
                              pyqtSignal, replace, run, softmax, time, to_pipeline)

@@ -30,10 +30,10 @@ from .train_common import (ARCHITECTURES, ArchitectureDialog, ConfusionTable, Da
                            KernelGrid, LEFT_WIDTH, MessageBar, MisclassifiedGallery,
                            ModelFileError, Path, QApplication, QCoreApplication,
                            QFileDialog, QSize, QSplitter, QTimer, QWidget, Qt, REFRESH_MS,
-                           Sequential, TrainConfig, TrainRun, _RootLayout, build,
+                           Sequential, TrainRun, _RootLayout, build,
                            evaluate_model, first_conv, layer_label, load_bundled_mnist,
                            load_dataset, load_idx_folder, load_image_folder, load_model, os,
-                           pg, pyqtSignal, re, save_model, signals_blocked, tempfile, time)
+                           pyqtSignal, re, save_model, signals_blocked, tempfile, time)
                            # noqa: F401 (some re-exported)
 from .train_inputs import TrainInputsMixin
 from .train_layout import TrainLayoutMixin

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .pipeline import ActivationStage, ConvStage, Kernel, Pipeline, PoolStage
+from .pipeline import ConvStage, Kernel, Pipeline, PoolStage
 
 __all__ = ["Example", "examples", "example", "write_files", "load_input", "file_contents"]
 
