@@ -15,12 +15,18 @@ from .inspect_common import (DigitCanvas, ExplainPanel, FeatureGrid, LEFT_WIDTH,
 
 class InspectLayoutMixin:
     # ------------------------------------------------------------------ building
-    def _build_left(self) -> QWidget:
+    @staticmethod
+    def _column(width: int) -> tuple[QWidget, QVBoxLayout]:
+        """A fixed-width column of group boxes (the tab's left and right sides)."""
         col = QWidget()
-        col.setFixedWidth(LEFT_WIDTH)
+        col.setFixedWidth(width)
         lay = QVBoxLayout(col)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(8)
+        return col, lay
+
+    def _build_left(self) -> QWidget:
+        col, lay = self._column(LEFT_WIDTH)
 
         draw = _group("Draw a digit")
         dl = QVBoxLayout(draw)
@@ -93,11 +99,7 @@ class InspectLayoutMixin:
         return box
 
     def _build_right(self) -> QWidget:
-        col = QWidget()
-        col.setFixedWidth(RIGHT_WIDTH)
-        lay = QVBoxLayout(col)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.setSpacing(8)
+        col, lay = self._column(RIGHT_WIDTH)
         pred = _group("Prediction")
         pl = QVBoxLayout(pred)
         pl.setContentsMargins(8, 14, 8, 6)

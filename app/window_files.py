@@ -219,10 +219,6 @@ class FilesMixin:
         self.recent_menu.setEnabled(bool(items))
 
     # ------------------------------------------------------------------ pipeline
-    def set_pipeline_quietly(self, pipe: Pipeline) -> None:
-        """Show ``pipe`` in the editor and recompute, as an undo or redo does."""
-        self.document.set_pipeline_quietly(pipe)
-
     def set_pipeline(self, pipe: Pipeline, text: str) -> None:
         """Replace the whole pipeline as one undoable step named ``text``."""
         self.document.edit_pipeline(pipe, text)

@@ -586,10 +586,16 @@ def _manual_forward_backward(model, x, labels, train):
                      for k, v in layer.grads.items()}
 
 
+# the same network with each max pool before its ReLU (the plan fuses either order)
+POOL_FIRST = dict(SMALL_KERAS, layers=[SMALL_KERAS["layers"][i] for i in
+                                       (0, 2, 1, 3, 5, 4, 6, 7, 8)])
+
+
+@pytest.mark.parametrize("spec", [SMALL_KERAS, POOL_FIRST], ids=["relu-pool", "pool-relu"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("ties", [False, True])
-def test_sequential_relu_maxpool_reordering_is_exact(dtype, ties):
-    model = build(SMALL_KERAS, seed=3) if dtype == np.float32 else _model_float64(SMALL_KERAS, 3)
+def test_sequential_relu_maxpool_reordering_is_exact(dtype, ties, spec):
+    model = build(spec, seed=3) if dtype == np.float32 else _model_float64(spec, 3)
     assert any(len(step) == 2 for step in model._plan), "ReLU->MaxPool is expected to be fused"
     manual = copy.deepcopy(model)
     rng = np.random.default_rng(4)
@@ -609,6 +615,15 @@ def test_sequential_relu_maxpool_reordering_is_exact(dtype, ties):
         for i, layer in enumerate(model.layers):
             for k, v in layer.grads.items():
                 np.testing.assert_array_equal(v, ref_grads[f"{i}.{k}"], err_msg=f"{i}.{k}")
+
+
+def test_a_padded_max_pool_is_not_fused_with_its_relu():
+    """relu(pool(x)) = pool(relu(x)) needs every window inside the input: a padded
+    window's padding (-inf) would meet the ReLU's zeros."""
+    spec = dict(SMALL_KERAS, layers=[dict(l, padding=1) if l["type"] == "maxpool2d" else l
+                                     for l in SMALL_KERAS["layers"]])
+    model = build(spec, seed=0)
+    assert all(len(step) == 1 for step in model._plan)
 
 
 def test_sequential_features_in_layer_order():
