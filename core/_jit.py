@@ -324,7 +324,8 @@ def _pool_cols_fast(tmp, m, o, C, op, kw, sw, dw, pw, c0, c1, dr, div_c):
             oc[k] = np.sqrt(oc[k])
 
 
-def _pool_rows(x, out, div_r, div_c, C, op, kh, kw, sh, sw, dh, dw, ph, pw, n0, n1, r0, r1):
+def _pool_rows(x, out, div_r, div_c, C, op, kh, kw, sh, sw, dh, dw, ph, pw, n0, n1, r0, r1,
+               relu):
     """Pooled rows ``r0:r1`` of images ``n0:n1``: separable, a reduction over the
     window's rows into one row buffer, then over its columns.
 
@@ -335,7 +336,10 @@ def _pool_rows(x, out, div_r, div_c, C, op, kh, kw, sh, sw, dh, dw, ph, pw, n0, 
     0 max, 1 min, 2 sum (average: divided by ``div``), 3 sum of squares (L2: root).
     Taps outside the input are skipped, which is what -inf/+inf/0 padding gives; a
     window without a real cell gives -inf/+inf/0. NaN wins max and min, as in
-    PyTorch (np.maximum/np.minimum: NaN-propagating, and they vectorise).
+    PyTorch (np.maximum/np.minimum: NaN-propagating, and they vectorise). ``relu``
+    (nonzero): each output row goes through ``np.maximum(., 0)`` while in cache (a
+    CNN's ReLU + max pool; a pass of its own over the output cost as much as the
+    pooling for the Keras convnet's first pair).
     """
     N, H, WC = x.shape
     W = WC // C
@@ -345,6 +349,7 @@ def _pool_rows(x, out, div_r, div_c, C, op, kh, kw, sh, sw, dh, dw, ph, pw, n0, 
     # the output columns whose taps all lie inside the input
     c_lo = min(Wo, (pw + sw - 1) // sw)
     c_hi = max(c_lo, min(Wo, (W - 1 - (kw - 1) * dw + pw) // sw + 1))
+    zeros = np.zeros(out.shape[2], out.dtype)
     for n in range(n0, n1):
         for r in range(r0, r1):
             first = True
@@ -385,6 +390,11 @@ def _pool_rows(x, out, div_r, div_c, C, op, kh, kw, sh, sw, dh, dw, ph, pw, n0, 
                 _pool_cols_exact(tmp, o, C, op, kw, sw, dw, pw, W, c_hi, Wo, dr, div_c)
             else:
                 _pool_cols_exact(tmp, o, C, op, kw, sw, dw, pw, W, 0, Wo, dr, div_c)
+            if relu:
+                # np.maximum with an array of zeros vectorises (NaN stays NaN); with a
+                # scalar zero, or as a select, numba's loop ran 4x slower, scalar
+                for k in range(Wo * C):
+                    o[k] = np.maximum(o[k], zeros[k])
 
 
 def _back_tap(xr, gxr, yr, rem, C, sw, off, c0, c1, assign):
@@ -696,7 +706,7 @@ def _pool_signature(dtype: np.dtype):
     x_t = numba.types.Array(t, 3, "C", readonly=True)   # rows contiguous: they vectorise
     d_t = numba.types.Array(t, 1, "C", readonly=True)
     return numba.void(x_t, t[:, :, ::1], d_t, d_t, i64, i64, i64, i64, i64, i64, i64, i64,
-                      i64, i64, i64, i64, i64, i64)
+                      i64, i64, i64, i64, i64, i64, numba.boolean)
 
 
 _pool_kernels: dict = {}
@@ -738,11 +748,12 @@ def pool_ready(dtype, work: int | None = None) -> bool:
     return True
 
 
-def pool_rows(x, out, div_r, div_c, C, op, kernel, stride, dilation, pad, n0, n1, r0, r1):
+def pool_rows(x, out, div_r, div_c, C, op, kernel, stride, dilation, pad, n0, n1, r0, r1,
+              relu=False):
     """Run the compiled pooling loop (see :func:`_pool_rows`)."""
     _pool_kernel(out.dtype)(x, out, div_r, div_c, C, op, kernel[0], kernel[1], stride[0],
                             stride[1], dilation[0], dilation[1], pad[0], pad[1], n0, n1,
-                            r0, r1)
+                            r0, r1, bool(relu))
 
 
 _pool_back_loaded: set = set()

@@ -225,6 +225,62 @@ def test_relu_max_pool_backward_equals_relu_then_pool_backward(monkeypatch, jit)
         _jit.set_enabled(old)
 
 
+@pytest.mark.parametrize("jit", [True, False])
+def test_relu_max_pool_forward_equals_relu_of_the_pool(monkeypatch, jit):
+    """pool2d(relu=True) is np.maximum(pool2d(x), 0): NaN stays NaN, -inf gives 0,
+    ties and zeros; both engines, tiling and overlapping windows,
+    padding (edge windows take the exact path), every layout."""
+    monkeypatch.setattr(_jit, "LOAD_MIN_WORK", 0)
+    old = _jit.set_enabled(jit)
+    try:
+        rng = np.random.default_rng(12)
+        for trial in range(30):
+            k, s, p = [((2, 2), (2, 2), 0), ((3, 3), (2, 1), 1), ((2, 3), (1, 2), 1)][trial % 3]
+            c = (1, 3, 8, 32)[trial % 4]
+            base = np.round(rng.normal(size=(3, c, 9, 11)) * 2) / 2
+            base = base.astype(np.float32 if trial % 4 else np.float64)
+            base[0, 0, :4, :4] = -np.inf
+            base[1, 0, 2:5, 3:6] = -0.0
+            base[2, -1, 1, 1] = np.nan
+            for name, x in layouts(base):
+                want = np.maximum(pool2d(x, k, s, padding=p), 0)
+                got = pool2d(x, k, s, padding=p, relu=True)
+                assert got.dtype == want.dtype and got.strides == pool2d(x, k, s, padding=p).strides
+                np.testing.assert_array_equal(got, want, err_msg=f"{name} {trial}")
+    finally:
+        _jit.set_enabled(old)
+
+
+def test_relu_forward_refuses_other_modes_and_indices():
+    x = np.zeros((1, 4, 4))
+    with pytest.raises(ValueError, match="relu applies to max pooling.*'avg'"):
+        pool2d(x, 2, mode="avg", relu=True)
+    with pytest.raises(ValueError, match="return_indices"):
+        pool2d(x, 2, relu=True, return_indices=True)
+
+
+def test_a_batch_of_small_maps_is_pooled_in_blocks_of_images(engines, monkeypatch):
+    """128 small channels-last maps (a CNN's batch) and 4096 small planes: the loop
+    runs on blocks of whole images, a few calls in all (one call per image cost ~10 us
+    of Python each, 1.4 ms for an MNIST batch), and gives the numpy passes' maps."""
+    from convscope.core import pool as pool_module
+    calls = []
+    real = _jit.pool_rows
+    monkeypatch.setattr(_jit, "pool_rows", lambda *a, **k: calls.append(a[10:14]) or real(*a, **k))
+    rng = np.random.default_rng(5)
+    cl = np.ascontiguousarray(rng.normal(size=(128, 28, 28, 8)).astype(np.float32))
+    planar = rng.normal(size=(128, 32, 13, 13)).astype(np.float32)
+    for x in (cl.transpose(0, 3, 1, 2), planar):
+        calls.clear()
+        got = engines(x, 2, 2, jit=True)
+        assert 2 <= len(calls) <= pool_module._JIT_MAX_ITEMS
+        covered = sorted((n0, n1) for n0, n1, r0, r1 in calls)
+        n = 128 if x is not planar else 128 * 32
+        assert covered[0][0] == 0 and covered[-1][1] == n
+        assert all(a[1] == b[0] for a, b in zip(covered, covered[1:]))
+        np.testing.assert_array_equal(got, engines(x, 2, 2, jit=False))
+
+
 def test_relu_backward_refuses_other_modes():
     from convscope.core.pool import pool2d_backward
     x = np.zeros((1, 4, 4))
