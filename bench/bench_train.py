@@ -52,7 +52,9 @@ from convscope.core.nn.train import EpochEvent, TrainConfig, train  # noqa: E402
 ARCH = "keras_mnist"
 BATCH = 128
 LR = 1e-3
-RATIO_TARGET = 0.8       # ours / best torch, images/s
+#: ours / best torch in images/s, per architecture (issue 15); others: the CNN issue's 0.8
+RATIO_TARGETS = {"keras_mnist": 1.0, "lenet": 0.8}
+RATIO_TARGET = 0.8
 ACCURACY_TARGET = 0.992  # test accuracy after enough epochs
 DEFAULT_DATA = _ROOT.parent / "shared" / "data" / "mnist"
 
@@ -354,8 +356,9 @@ def main(argv=None) -> int:
     print(f"   * {n:,} training images at the median step rate (no evaluation, no shuffling)")
     if best_torch:
         ratio = timings[best_torch].median_ms / timings["ours"].median_ms
+        target = RATIO_TARGETS.get(args.arch, RATIO_TARGET)
         print(f"   ours / best torch ({best_torch}) in images/s: {ratio:.2f} (target >= "
-              f"{RATIO_TARGET}: {'met' if ratio >= RATIO_TARGET else 'not met'})")
+              f"{target}: {'met' if ratio >= target else 'not met'})")
 
     # --- per-layer breakdown
     rows = layer_breakdown(data, batches, args.seed, args.warmup)

@@ -39,6 +39,15 @@ exact methods per call, all tested against the naive loop twin :func:`conv2d_nai
     with NaN or inf is computed with ``direct`` instead (a transform would spread them
     over the tile).
 
+``flat``
+    For training batches of small images with few channels (a CNN's first layer):
+    each image planar with its padded rows laid end to end, one long multiply-add per
+    tap over the whole padded width (:func:`core._jit._conv_flat`), and the weight
+    gradient as one dot product per tap (:func:`conv2d_backward` with the same
+    method). Needs the compiled loop, stride 1, zero padding, no groups and at most
+    :data:`FLAT_MAX_CHANNELS` input channels; elsewhere it is ``gemm``. Never chosen
+    by ``auto``: the CNN's layer asks for it.
+
 float64 inputs are computed in float64 (for gradient checks); everything else in
 float32.
 """
@@ -59,9 +68,14 @@ from .geometry import conv_geometry, pair
 from .padding import check_extent, check_mode, pad2d, pad2d_adjoint, padding_index
 
 __all__ = ["conv2d", "conv2d_naive", "conv2d_backward", "auto_method", "choose_method",
-           "CONV_METHODS"]
+           "flat_applies", "CONV_METHODS", "FLAT_MAX_CHANNELS"]
 
-CONV_METHODS = ("auto", "direct", "gemm", "fft")
+CONV_METHODS = ("auto", "direct", "gemm", "fft", "flat")
+#: the flat method's limit on input channels: LeNet's 5x5 first layer (1 channel, 8
+#: filters) 1.1 ms flat vs 1.9-3.0 gemm, the Keras convnet's (1 channel, 32 filters,
+#: 3x3) 1.4 vs 1.7-2.4, 3 channels and 16 5x5 filters on 32x32 5.3 vs 17.8; with 8
+#: channels gemm was faster (LeNet's second layer: weight gradient 2.4 vs 1.0 ms)
+FLAT_MAX_CHANNELS = 3
 GEMM_CHUNK_BYTES = 64 << 20
 #: kernels with at least this many taps use the FFT (per-channel filtering):
 #: bench/bench_ops.py --methods, RGB float32, 'same': K=11 direct and FFT tie at
@@ -281,8 +295,10 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
         Border value for ``padding_mode="constant"``.
     flip : bool
         Flip the kernel in both axes first: a true convolution (scipy's ``convolve``).
-    method : "auto", "direct", "gemm" or "fft"
-        All give the same result up to float rounding; "auto" picks the fastest.
+    method : "auto", "direct", "gemm", "fft" or "flat"
+        All give the same result up to float rounding; "auto" picks the fastest
+        ("flat" is for training batches and falls back to "gemm" where it does not
+        apply: see the module docstring).
     workspace : dict, optional
         With the gemm method, the im2col matrices are kept here so that
         :func:`conv2d_backward` given the same dict does not gather them again (a
@@ -321,6 +337,11 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
             magnitude = _magnitude(x4, padding_mode, cval)
             if not _low_rank_safe(factors, magnitude, dtype):
                 factors = None
+    if method == "flat":
+        if flat_applies(x4, w, stride, groups, padding_mode):
+            y = _conv_flat(x4, w, b, pads, ho, wo, dilation)
+            return y[0] if squeeze else y
+        method = "gemm"
     if method == "auto":
         # a low-rank kernel (a 15x15 Gaussian) is cheapest as 1-D passes, even when large
         method = "direct" if factors is not None else _auto_method(x4, w, groups, wo)
@@ -358,6 +379,63 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
         y = _conv_direct(xp, w, ho, wo, stride, dilation, groups)
     _add_bias(y, b)
     return y[0] if squeeze else y
+
+
+def flat_applies(x4, w, stride, groups, padding_mode) -> bool:
+    """Whether ``method="flat"`` runs the flat loops for this call (else gemm)."""
+    n, c = x4.shape[:2]
+    return (stride == (1, 1) and groups == 1 and padding_mode == "zeros"
+            and c <= FLAT_MAX_CHANNELS
+            and _jit.flat_ready(x4.dtype, n * w.shape[0] * x4.shape[2] * x4.shape[3]
+                                * w.shape[2] * w.shape[3] * c))
+
+
+def _flat_geometry(kh, kw, pads, ho, wo, dilation):
+    """The padding before and the padded size the flat loops need."""
+    return ((pads[0][0], pads[1][0]),
+            ((ho - 1) + dilation[0] * (kh - 1) + 1, (wo - 1) + dilation[1] * (kw - 1) + 1))
+
+
+def _channels_last(x4) -> np.ndarray:
+    """(N, H, W, C) C-contiguous memory of (N, C, H, W) ``x4`` (a view when it is one)."""
+    return np.ascontiguousarray(x4.transpose(0, 2, 3, 1))
+
+
+def _conv_flat(x4, w, b, pads, ho, wo, dilation):
+    n, f = x4.shape[0], w.shape[0]
+    xl = _channels_last(x4)
+    w = np.ascontiguousarray(w)
+    b = np.zeros(f, x4.dtype) if b is None else np.ascontiguousarray(b, x4.dtype)
+    out = np.empty((n, ho, wo, f), x4.dtype)
+    pad, padded = _flat_geometry(*w.shape[2:], pads, ho, wo, dilation)
+
+    def run(n0, n1):
+        _jit.conv_flat(xl, w, b, out, pad, padded, dilation, n0, n1)
+
+    _split_images(run, n, n * ho * wo * f * w[0].size)
+    return out.transpose(0, 3, 1, 2)
+
+
+def _conv_flat_grads(gl, x4, wshape, pads, ho, wo, dilation):
+    """The flat method's weight and bias gradients; ``gl`` (N, Ho, Wo, F)
+    channels-last. Each work item sums into its own arrays, added up at the end."""
+    n = x4.shape[0]
+    xl = _channels_last(x4)
+    pad, padded = _flat_geometry(*wshape[2:], pads, ho, wo, dilation)
+    partials = []
+
+    def run(n0, n1):
+        gw = np.zeros(wshape, x4.dtype)
+        gb = np.zeros(wshape[0], x4.dtype)
+        _jit.conv_flat_grad_w(xl, gl, gw, gb, pad, padded, dilation, n0, n1)
+        partials.append((gw, gb))
+
+    _split_images(run, n, n * ho * wo * int(np.prod(wshape)))
+    gw, gb = partials[0]
+    for w_part, b_part in partials[1:]:
+        gw += w_part
+        gb += b_part
+    return gw, gb
 
 
 def _magnitude(x4, mode, cval) -> float:
@@ -875,6 +953,16 @@ def im2col(xp, kh, kw, ho, wo, stride, dilation, c0=0, c1=None):
     xl = xp.transpose(0, 2, 3, 1)
     if not xl.flags.c_contiguous:
         xl = np.ascontiguousarray(xl)
+    size = n * ho * wo * kh * kw * cg
+    if cg == xp.shape[1] and _jit.pool_back_ready(xp.dtype, size):
+        cols = np.empty((n, ho, wo, kh * kw * cg), xp.dtype)
+        x3 = xl.reshape(n, xl.shape[1], -1)
+
+        def run(n0, n1):
+            _jit.im2col_rows(x3, cols, (kh, kw), stride, dilation, n0, n1)
+
+        _split_images(run, n, size)
+        return cols.reshape(n * ho * wo, kh * kw * cg)
     win = _windows_nhwc(xl, kh, kw, ho, wo, stride, dilation)
     return win[..., c0:c1].reshape(n * ho * wo, kh * kw * cg)
 
@@ -1067,6 +1155,16 @@ def conv2d_naive(x, weight, bias=None, *, stride=1, padding=0, dilation=1, group
 # ------------------------------------------------------------------------- backward
 
 
+def _split_images(run, n: int, work: int) -> None:
+    """``run(n0, n1)`` over images ``0:n``: blocks of images shared by two threads when
+    there is enough work, else one call."""
+    if work >= THREAD_MIN_WORK and n > 1:
+        step = max(1, n // 8)
+        _run_shared(run, [(b, min(n, b + step)) for b in range(0, n, step)])
+    else:
+        run(0, n)
+
+
 def _col2im_jit(dcols, gxl, kernel, stride, dilation):
     """The compiled col2im (core._jit.col2im_rows) into channels-last ``gxl``, the
     images shared by two threads."""
@@ -1076,15 +1174,12 @@ def _col2im_jit(dcols, gxl, kernel, stride, dilation):
     def run(n0, n1):
         _jit.col2im_rows(dcols, g3, kernel, stride, dilation, n0, n1)
 
-    if dcols.size >= THREAD_MIN_WORK and n > 1:
-        step = max(1, n // 8)
-        _run_shared(run, [(b, min(n, b + step)) for b in range(0, n, step)])
-    else:
-        run(0, n)
+    _split_images(run, n, dcols.size)
 
 
 def conv2d_backward(grad_out, x, weight, *, stride=1, padding=0, dilation=1, groups=1,
-                    padding_mode="zeros", cval=0.0, flip=False, need_x=True, workspace=None):
+                    padding_mode="zeros", cval=0.0, flip=False, need_x=True, workspace=None,
+                    method="gemm"):
     """Gradients of :func:`conv2d` with respect to ``x``, ``weight`` and ``bias``.
 
     Takes the forward's own arguments (``cval`` does not affect the gradients: a
@@ -1092,6 +1187,8 @@ def conv2d_backward(grad_out, x, weight, *, stride=1, padding=0, dilation=1, gro
     (col2im, one strided add per tap) onto the padded input, then through the
     padding's adjoint (reflect/replicate/circular borders add into the cells they
     copied). ``workspace``: the dict given to the forward call, to reuse its im2col.
+    ``method="flat"``: the weight gradient by the flat loops where they apply (see
+    the module docstring), without im2col.
 
     Returns
     -------
@@ -1115,28 +1212,34 @@ def conv2d_backward(grad_out, x, weight, *, stride=1, padding=0, dilation=1, gro
                          f"got {np.shape(grad_out)}")
     wf = w[..., ::-1, ::-1] if flip else w
     fg = f // groups
+    flat = method == "flat" and flat_applies(x4, wf, stride, groups, padding_mode)
     reuse = workspace is not None and workspace.get("key") == _workspace_key(
         x4, wf, stride, dilation, pads, padding_mode, cval)
-    xp = None if reuse else pad2d(x4, pads, padding_mode, cval)
+    xp = None if reuse or flat else pad2d(x4, pads, padding_mode, cval)
     gl = g4.transpose(0, 2, 3, 1)
     if not gl.flags.c_contiguous:
         gl = np.ascontiguousarray(gl)
     gl = gl.reshape(n * ho * wo, f)
     grad_w = np.empty((f, cg, kh, kw), dtype)
-    # a product with ones: numpy's column sums over (N*Ho*Wo, F) took 2 ms for the
-    # Keras convnet's first layer (0.5)
-    grad_b = np.ones(gl.shape[0], dtype) @ gl
+    if flat:
+        grad_w, grad_b = _conv_flat_grads(gl.reshape(n, ho, wo, f), x4, w.shape, pads, ho,
+                                          wo, dilation)
+    else:
+        # a product with ones: numpy's column sums over (N*Ho*Wo, F) took 2 ms for the
+        # Keras convnet's first layer (0.5)
+        grad_b = np.ones(gl.shape[0], dtype) @ gl
     hp, wp = h + pads[0][0] + pads[0][1], wd + pads[1][0] + pads[1][1]
     gxl = np.zeros((n, hp, wp, c), dtype) if need_x else None
     for g in range(groups):
         gg = gl[:, g * fg:(g + 1) * fg]  # (NHW, Fg)
-        cols = workspace.get(("cols", g)) if reuse else None
-        if cols is None:
-            cols = im2col(xp, kh, kw, ho, wo, stride, dilation, g * cg, (g + 1) * cg)
-        # with few channels im2col is a transposed view: multiply in its memory order
-        gw = (cols.T @ gg).T if cols.flags.f_contiguous else gg.T @ cols
-        gw = gw.reshape(fg, kh, kw, cg).transpose(0, 3, 1, 2)
-        grad_w[g * fg:(g + 1) * fg] = gw
+        if not flat:
+            cols = workspace.get(("cols", g)) if reuse else None
+            if cols is None:
+                cols = im2col(xp, kh, kw, ho, wo, stride, dilation, g * cg, (g + 1) * cg)
+            # with few channels im2col is a transposed view: multiply in its memory order
+            gw = (cols.T @ gg).T if cols.flags.f_contiguous else gg.T @ cols
+            gw = gw.reshape(fg, kh, kw, cg).transpose(0, 3, 1, 2)
+            grad_w[g * fg:(g + 1) * fg] = gw
         if need_x:
             dcols = (gg @ _weight_matrix(wf, g, fg).T).reshape(n, ho, wo, kh, kw, cg)
             if groups == 1 and _jit.pool_back_ready(dtype, dcols.size):

@@ -53,7 +53,7 @@ def pytest_generate_tests(metafunc):
 
 # --------------------------------------------------------------------------- helpers
 
-METHODS = ("direct", "gemm", "fft", "auto")
+METHODS = ("direct", "gemm", "fft", "flat", "auto")
 PAD_FORMS = ("int", "pair", "nested", "valid", "same", "full")
 KERNEL_SHAPES = ((1, 1), (2, 2), (1, 3), (3, 1), (3, 3), (2, 3))
 STRIDES = (1, 2, 3, (1, 2), (2, 1))
@@ -1445,3 +1445,95 @@ def test_small_work_does_not_load_the_compiled_loop(monkeypatch):
     assert len(calls) == 2
     np.testing.assert_array_equal(small, again)
     assert small[0, 0, 0, 0] == 0 + 1 + 5 + 6
+
+
+@needs_jit
+@pytest.mark.numpy_paths  # switches the engine itself
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_flat_method_matches_naive_and_gemm_gradients(monkeypatch, dtype):
+    """method="flat" (a CNN's first layer: few channels, stride 1, zero padding) runs
+    the flat loops and gives the naive sum, and conv2d_backward(method="flat") the
+    gemm method's three gradients: 1-3 channels, square, even and non-square kernels,
+    dilation, int/'same'/'full'/asymmetric padding, batches 1-5, bias or none, a NaN
+    in the input (it stays in its windows), float32 and float64; work split over the
+    two threads too (partial gradients added up)."""
+    monkeypatch.setattr(_jit, "_enabled", True)
+    monkeypatch.setattr(_jit, "LOAD_MIN_WORK", 0)
+    fwd = spy(monkeypatch, "_conv_flat", lambda a: a[0].shape)
+    bwd = spy(monkeypatch, "_conv_flat_grads", lambda a: a[1].shape)
+    rng = np.random.default_rng(31)
+    tol = 2e-5 if dtype == np.float32 else 1e-11
+    paddings = [0, 1, 2, "same", "full", ((1, 0), (2, 1)), (0, 2)]
+    for trial in range(28):
+        n, c, f = int(rng.integers(1, 6)), int(rng.integers(1, 4)), int(rng.integers(1, 10))
+        h, w_ = (int(v) for v in rng.integers(3, 13, 2))
+        k = [(1, 1), (2, 2), (3, 3), (5, 5), (2, 3), (3, 1), (4, 5)][trial % 7]
+        d = [(1, 1), (2, 1), (1, 2), (2, 2)][trial % 4]
+        pad = paddings[trial % len(paddings)]
+        if pad == "same" and k[0] % 2 == 0:
+            pad = 1
+        x = rng.standard_normal((n, c, h, w_)).astype(dtype)
+        if trial % 3 == 0:  # channels-last memory, as the CNN's activations
+            x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        if trial % 9 == 4:
+            x[0, 0, h // 2, w_ // 2] = np.nan
+        wt = rng.standard_normal((f, c, *k)).astype(dtype)
+        b = rng.standard_normal(f).astype(dtype) if trial % 2 else None
+        kw = dict(padding=pad, dilation=d)
+        try:
+            want = conv2d_naive(x.astype(np.float64), wt.astype(np.float64),
+                                None if b is None else b.astype(np.float64), **kw)
+        except ValueError:
+            continue
+        before = len(fwd)
+        got = conv2d(x, wt, b, method="flat", **kw)
+        assert len(fwd) == before + 1, "the flat loop did not run"
+        assert got.shape == want.shape and got.dtype == dtype
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol, err_msg=str(trial))
+        g = rng.standard_normal(got.shape).astype(dtype)
+        ref = conv2d_backward(g, x, wt, method="gemm", **kw)
+        for need_x in (False, True):
+            have = conv2d_backward(g, x, wt, method="flat", need_x=need_x, **kw)
+            if need_x:
+                np.testing.assert_allclose(have[0], ref[0], rtol=tol, atol=tol)
+            else:
+                assert have[0] is None
+            for a, r in zip(have[1:], ref[1:]):
+                np.testing.assert_allclose(a, r, rtol=tol, atol=tol * 10, err_msg=str(trial))
+    assert len(fwd) >= 20 and len(bwd) >= 40
+    big = rng.standard_normal((64, 1, 28, 28)).astype(dtype)  # two threads, partial sums
+    wt = rng.standard_normal((8, 1, 5, 5)).astype(dtype)
+    g = rng.standard_normal((64, 8, 28, 28)).astype(dtype)
+    for a, r in zip(conv2d_backward(g, big, wt, padding=2, method="flat"),
+                    conv2d_backward(g, big, wt, padding=2, method="gemm")):
+        np.testing.assert_allclose(a, r, rtol=1e-4 if dtype == np.float32 else 1e-10,
+                                   atol=1e-2 if dtype == np.float32 else 1e-9)
+
+
+@needs_jit
+@pytest.mark.numpy_paths
+def test_flat_method_falls_back_to_gemm_where_it_does_not_apply(monkeypatch):
+    """Stride 2, groups, another padding mode, more channels than FLAT_MAX_CHANNELS,
+    or the loop not loadable: method="flat" is gemm (same values), never an error."""
+    monkeypatch.setattr(_jit, "_enabled", True)
+    monkeypatch.setattr(_jit, "LOAD_MIN_WORK", 0)
+    fwd = spy(monkeypatch, "_conv_flat", lambda a: 1)
+    rng = np.random.default_rng(32)
+    x = rng.standard_normal((2, 2, 9, 9))
+    more = rng.standard_normal((2, conv_module.FLAT_MAX_CHANNELS + 1, 9, 9))
+    cases = [(x, rng.standard_normal((3, 2, 3, 3)), dict(stride=2)),
+             (x, rng.standard_normal((4, 1, 3, 3)), dict(groups=2)),
+             (x, rng.standard_normal((3, 2, 3, 3)), dict(padding=1, padding_mode="reflect")),
+             (more, rng.standard_normal((3, more.shape[1], 3, 3)), {})]
+    for xi, wt, kw in cases:
+        got = conv2d(xi, wt, method="flat", **kw)
+        np.testing.assert_allclose(got, conv2d_naive(xi, wt, **kw), atol=1e-10)
+        g = np.ones_like(got)
+        for a, r in zip(conv2d_backward(g, xi, wt, method="flat", **kw),
+                        conv2d_backward(g, xi, wt, method="gemm", **kw)):
+            np.testing.assert_allclose(a, r, atol=1e-10)
+    assert fwd == []
+    monkeypatch.setattr(_jit, "_enabled", False)  # numba off: gemm
+    wt = rng.standard_normal((3, 2, 3, 3))
+    np.testing.assert_array_equal(conv2d(x, wt, method="flat"), conv2d(x, wt, method="gemm"))
+    assert fwd == []

@@ -308,3 +308,52 @@ def test_an_inf_gradient_goes_to_the_winner_only(monkeypatch, jit, k, s):
         assert gx[0][win] == np.inf and np.isinf(gx).sum() == 1
     finally:
         _jit.set_enabled(old)
+
+
+@pytest.mark.parametrize("jit", [True, False])
+def test_im2col_and_the_conv_backward_agree_between_the_engines(monkeypatch, jit):
+    """The compiled im2col (channels >= 8: window by window) gives numpy's strided
+    copy bitwise, and conv2d_backward (compiled col2im) numpy's strided adds, for
+    strides, dilations, paddings, batches and channel counts, channels-last and planar
+    input: the loops' one-run path (dilation 1 along rows) and per-tap path."""
+    from convscope.core import conv as conv_module
+    monkeypatch.setattr(_jit, "LOAD_MIN_WORK", 0)
+    rng = np.random.default_rng(21)
+    for trial in range(24):
+        n, c = int(rng.integers(1, 4)), (8, 9, 16, 32)[trial % 4]
+        h, w = (int(v) for v in rng.integers(5, 12, 2))
+        k = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        s = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+        d = (1 + trial % 2, 1 + (trial // 2) % 2)
+        p = int(rng.integers(0, 2))
+        ho = (h + 2 * p - d[0] * (k[0] - 1) - 1) // s[0] + 1
+        wo = (w + 2 * p - d[1] * (k[1] - 1) - 1) // s[1] + 1
+        if ho < 1 or wo < 1:
+            continue
+        base = rng.normal(size=(n, h + 2 * p, w + 2 * p, c)).astype(np.float32)
+        xp = base.transpose(0, 3, 1, 2) if trial % 3 else np.ascontiguousarray(
+            base.transpose(0, 3, 1, 2))
+        old = _jit.set_enabled(jit)
+        try:
+            got = conv_module.im2col(xp, k[0], k[1], ho, wo, s, d)
+        finally:
+            _jit.set_enabled(old)
+        win = conv_module._windows_nhwc(np.ascontiguousarray(xp.transpose(0, 2, 3, 1)),
+                                        k[0], k[1], ho, wo, s, d)
+        np.testing.assert_array_equal(got, win.reshape(n * ho * wo, -1), err_msg=str(trial))
+        x = base[:, p:p + h, p:p + w].transpose(0, 3, 1, 2)
+        wt = rng.normal(size=(5, c, *k)).astype(np.float32)
+        g = rng.normal(size=(n, 5, ho, wo)).astype(np.float32)
+        kw = dict(stride=s, dilation=d, padding=p)
+        old = _jit.set_enabled(False)
+        try:
+            want = conv_module.conv2d_backward(g, x, wt, **kw)
+        finally:
+            _jit.set_enabled(old)
+        old = _jit.set_enabled(jit)
+        try:
+            have = conv_module.conv2d_backward(g, x, wt, **kw)
+        finally:
+            _jit.set_enabled(old)
+        for a, b in zip(have, want):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5, err_msg=str(trial))

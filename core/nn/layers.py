@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..conv import conv2d, conv2d_backward
+from ..conv import FLAT_MAX_CHANNELS, conv2d, conv2d_backward
 from ..geometry import pair
 from ..pipeline import ACTIVATIONS, activate
 from ..pool import pool2d, pool2d_backward
@@ -114,16 +114,21 @@ class Conv2D(Layer):
 
     def forward(self, x, train=False):
         self._x = x
-        # in training the im2col matrix is kept for the backward pass
+        # in training the im2col matrix is kept for the backward pass; a first layer
+        # (few channels) takes the flat loops, which need none (see core.conv)
         ws = self._workspace if train else None
         if ws is None:
             self._workspace.clear()
-        return conv2d(x, self.params["weight"], self.params["bias"], method="gemm",
+        return conv2d(x, self.params["weight"], self.params["bias"], method=self._method(x),
                       workspace=ws, **self._kw())
+
+    def _method(self, x) -> str:
+        return "flat" if np.shape(x)[-3] <= FLAT_MAX_CHANNELS else "gemm"
 
     def backward(self, grad, need_input_grad: bool = True):
         gx, gw, gb = conv2d_backward(grad, self._x, self.params["weight"], need_x=need_input_grad,
-                                     workspace=self._workspace, **self._kw())
+                                     workspace=self._workspace, method=self._method(self._x),
+                                     **self._kw())
         self.grads["weight"] = gw
         self.grads["bias"] = gb
         return gx
