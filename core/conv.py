@@ -418,21 +418,23 @@ def _conv_flat(x4, w, b, pads, ho, wo, dilation):
 
 def _conv_flat_grads(gl, x4, wshape, pads, ho, wo, dilation):
     """The flat method's weight and bias gradients; ``gl`` (N, Ho, Wo, F)
-    channels-last. Each work item sums into its own arrays, added up at the end."""
+    channels-last. Each work item sums into its own arrays, added up at the end in the
+    items' order, whichever thread ran them (a training run is repeatable)."""
     n = x4.shape[0]
     xl = _channels_last(x4)
     pad, padded = _flat_geometry(*wshape[2:], pads, ho, wo, dilation)
-    partials = []
+    partials = {}
 
     def run(n0, n1):
         gw = np.zeros(wshape, x4.dtype)
         gb = np.zeros(wshape[0], x4.dtype)
         _jit.conv_flat_grad_w(xl, gl, gw, gb, pad, padded, dilation, n0, n1)
-        partials.append((gw, gb))
+        partials[n0] = (gw, gb)
 
     _split_images(run, n, n * ho * wo * int(np.prod(wshape)))
-    gw, gb = partials[0]
-    for w_part, b_part in partials[1:]:
+    parts = [partials[k] for k in sorted(partials)]
+    gw, gb = parts[0]
+    for w_part, b_part in parts[1:]:
         gw += w_part
         gb += b_part
     return gw, gb

@@ -919,3 +919,38 @@ def test_relu_backward_is_exact_for_every_layout_and_non_finite_gradients(functi
         got = act.backward(gl)
         assert got.dtype == np.float32
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("trial", [t for t in _conv_trials(77, 60)
+                                   if t["stride"] == 1][:12], ids=lambda t: fmt(**t))
+def test_conv2d_training_takes_the_flat_loops_with_exact_gradients(monkeypatch, trial):
+    """In training a layer with at most FLAT_MAX_CHANNELS input channels runs the flat
+    loops (forward, weight and bias gradients; the input gradient by col2im), checked
+    by finite differences; inference stays gemm (the Inspect tab's maps equal
+    core.pipeline's bitwise)."""
+    from convscope.core import _jit
+    from convscope.core import conv as conv_module
+    if not _jit.available():
+        pytest.skip("numba is not installed")
+    monkeypatch.setattr(_jit, "LOAD_MIN_WORK", 0)
+    monkeypatch.setattr(_jit, "_enabled", True)
+    used = []
+    for name in ("_conv_flat", "_conv_flat_grads"):
+        real = getattr(conv_module, name)
+        monkeypatch.setattr(conv_module, name,
+                            lambda *a, _r=real, _n=name, **k: used.append(_n) or _r(*a, **k))
+    rng = np.random.default_rng(zlib.crc32(fmt(**trial).encode()))
+    t = dict(trial)
+    c, f, h, w = t.pop("c"), t.pop("f"), t.pop("h"), t.pop("w")
+    layer = Conv2D(f, **t)
+    layer.init((c, h, w), rng)
+    to_float64(layer, rng)
+    x = rng.standard_normal((3, c, h, w))
+    check_layer(layer, x, rng, train=True, what=fmt(**trial))
+    assert "_conv_flat" in used and "_conv_flat_grads" in used
+    used.clear()
+    y = layer.forward(x, train=False)
+    assert used == []
+    np.testing.assert_allclose(y, conv2d_naive(x, layer.params["weight"], layer.params["bias"],
+                                               padding=t["padding"], dilation=t["dilation"]),
+                               rtol=1e-12, atol=1e-12)

@@ -115,20 +115,19 @@ class Conv2D(Layer):
     def forward(self, x, train=False):
         self._x = x
         # in training the im2col matrix is kept for the backward pass; a first layer
-        # (few channels) takes the flat loops, which need none (see core.conv)
+        # (few channels) takes the flat loops, which need none (see core.conv).
+        # Inference stays gemm: the Inspect tab's maps equal core.pipeline's bitwise.
         ws = self._workspace if train else None
         if ws is None:
             self._workspace.clear()
-        return conv2d(x, self.params["weight"], self.params["bias"], method=self._method(x),
+        self._method = "flat" if train and np.shape(x)[-3] <= FLAT_MAX_CHANNELS else "gemm"
+        return conv2d(x, self.params["weight"], self.params["bias"], method=self._method,
                       workspace=ws, **self._kw())
-
-    def _method(self, x) -> str:
-        return "flat" if np.shape(x)[-3] <= FLAT_MAX_CHANNELS else "gemm"
 
     def backward(self, grad, need_input_grad: bool = True):
         gx, gw, gb = conv2d_backward(grad, self._x, self.params["weight"], need_x=need_input_grad,
-                                     workspace=self._workspace, method=self._method(self._x),
-                                     **self._kw())
+                                     workspace=self._workspace,
+                                     method=getattr(self, "_method", "gemm"), **self._kw())
         self.grads["weight"] = gw
         self.grads["bias"] = gb
         return gx
