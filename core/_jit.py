@@ -621,43 +621,16 @@ def _pool_back_avg_rows(g, gx, div_r, div_c, C, kh, kw, sh, sw, dh, dw, ph, pw, 
                                 gs[ch] += qs[ch]
 
 
-def _col2im_rows(dcols, gx, kh, kw, sh, sw, dh, dw, n0, n1):
-    """col2im for images ``n0:n1``: add every window's gradient back onto the padded
-    input. dcols: (N, Ho, Wo, kh*kw*C), columns ordered (tap row, tap col, channel) as
-    core.conv.im2col's; gx: (N, Hp, Wp*C) channels-last rows, added into. The C
-    values of one tap are contiguous in both (slices: vectorised). numpy's nine
-    strided adds took 6.9 ms for the Keras convnet's second layer; this about 1.
+def _window_runs(rows, cols, kh, kw, sh, sw, dh, dw, n0, n1, gather):
+    """im2col (``gather``: ``cols`` <- windows of ``rows``) or its adjoint col2im (not
+    ``gather``: every window's ``cols`` added back onto ``rows``) for images
+    ``n0:n1``. rows: (N, Hp, Wp*C) channels-last rows of the padded input (or its
+    gradient); cols: (N, Ho, Wo, kh*kw*C), columns ordered (tap row, tap col,
+    channel) as core.conv.im2col's. With dw == 1 a tap row's kw*C values are one run
+    in both, one loop that vectorises (loops of C = 8 did not: 2.5x slower); numpy's
+    strided copies took 0.61 ms (im2col) and its nine strided adds 6.9 ms (col2im of
+    the Keras convnet's second layer); these 0.26 and about 0.5 on two threads.
     """
-    N, Ho, Wo, KC = dcols.shape
-    C = KC // (kh * kw)
-    run = kw * C  # with dw == 1 a tap row's kw*C values are one run in both
-    for n in range(n0, n1):
-        for r in range(Ho):
-            for c in range(Wo):
-                d = dcols[n, r, c]
-                for a in range(kh):
-                    row = gx[n, r * sh + a * dh]
-                    if dw == 1:  # one loop of kw*C (loops of C=8 did not vectorise: 2.5x)
-                        o = c * sw * C
-                        seg = row[o:o + run]
-                        src = d[a * run:(a + 1) * run]
-                        for k in range(run):
-                            seg[k] += src[k]
-                        continue
-                    for b in range(kw):
-                        o = (c * sw + b * dw) * C
-                        seg = row[o:o + C]
-                        src = d[(a * kw + b) * C:(a * kw + b + 1) * C]
-                        for ch in range(C):
-                            seg[ch] += src[ch]
-
-
-def _im2col_rows(xl, cols, kh, kw, sh, sw, dh, dw, n0, n1):
-    """im2col for images ``n0:n1``, core.conv.im2col's window-by-window order: xl
-    (N, Hp, Wp*C) channels-last rows of the padded input; cols (N, Ho, Wo,
-    kh*kw*C), columns ordered (tap row, tap col, channel). With dw == 1 a tap row's
-    kw*C values are one run in both (numpy's copy of the strided window view: 0.61 ms
-    for LeNet's second layer, this 0.26 on two threads)."""
     N, Ho, Wo, KC = cols.shape
     C = KC // (kh * kw)
     run = kw * C
@@ -666,19 +639,28 @@ def _im2col_rows(xl, cols, kh, kw, sh, sw, dh, dw, n0, n1):
             for c in range(Wo):
                 d = cols[n, r, c]
                 for a in range(kh):
-                    row = xl[n, r * sh + a * dh]
+                    row = rows[n, r * sh + a * dh]
                     if dw == 1:
                         o = c * sw * C
-                        src = row[o:o + run]
-                        dst = d[a * run:(a + 1) * run]
-                        for k in range(run):
-                            dst[k] = src[k]
+                        seg = row[o:o + run]
+                        win = d[a * run:(a + 1) * run]
+                        if gather:
+                            for k in range(run):
+                                win[k] = seg[k]
+                        else:
+                            for k in range(run):
+                                seg[k] += win[k]
                         continue
                     for b in range(kw):
                         o = (c * sw + b * dw) * C
-                        t = (a * kw + b) * C
-                        for ch in range(C):
-                            d[t + ch] = row[o + ch]
+                        seg = row[o:o + C]
+                        win = d[(a * kw + b) * C:(a * kw + b + 1) * C]
+                        if gather:
+                            for ch in range(C):
+                                win[ch] = seg[ch]
+                        else:
+                            for ch in range(C):
+                                seg[ch] += win[ch]
 
 
 def _flat_planes(x, n, xt, ph, pw, wp):
@@ -848,8 +830,7 @@ if numba is not None:  # pragma: no branch
     _back_tap = numba.njit(**_POOL_FLAGS)(_back_tap)
     _back_row_exact = numba.njit(**_POOL_FLAGS)(_back_row_exact)
     _pool_back_rows = numba.njit(cache=True, **_POOL_FLAGS)(_pool_back_rows)
-    _col2im_rows = numba.njit(cache=True, **_POOL_FLAGS)(_col2im_rows)
-    _im2col_rows = numba.njit(cache=True, **_POOL_FLAGS)(_im2col_rows)
+    _window_runs = numba.njit(cache=True, **_POOL_FLAGS)(_window_runs)
     _flat_planes = numba.njit(**_FLAGS)(_flat_planes)
     _conv_flat = numba.njit(cache=True, **_FLAGS)(_conv_flat)
     # reassociation lets the dot products vectorise (a sum in another order)
@@ -968,20 +949,29 @@ def pool_back_ready(dtype, work: int | None = None) -> bool:
     """Whether :mod:`core.pool` can use the compiled max/min backward for ``dtype`` now
     (as :func:`pool_ready`): compiled or loaded from the cache on first use, unless
     it is being loaded in the background or ``work`` is small."""
+    return _group_ready(_pool_back_loaded, _load_pool_back, dtype, work,
+                        "the pooling backward")
+
+
+def _group_ready(loaded: set, load, dtype, work, what: str) -> bool:
+    """Whether a group of loops (loaded together by ``load(dtype)``) is ready for
+    ``dtype``; loads it unless it is being loaded in the background or ``work`` is
+    below :data:`LOAD_MIN_WORK`. A compile failure switches the loops off for the
+    process with a ``RuntimeWarning`` naming ``what``: the numpy paths take over."""
     if not _enabled:
         return False
     dtype = np.dtype(dtype)
-    if dtype in _pool_back_loaded:
+    if dtype in loaded:
         return True
     if _loading or (work is not None and work < LOAD_MIN_WORK):
         return False
     try:
-        _load_pool_back(dtype)
+        load(dtype)
     except Exception as exc:  # noqa: BLE001 - fall back to numpy
         set_enabled(False)
-        warnings.warn(f"ConvScope: numba could not compile the pooling backward "
+        warnings.warn(f"ConvScope: numba could not compile {what} "
                       f"({type(exc).__name__}: {exc}); using the numpy paths",
-                      RuntimeWarning, stacklevel=2)
+                      RuntimeWarning, stacklevel=3)
         return False
     return True
 
@@ -993,8 +983,8 @@ def _load_pool_back(dtype) -> None:
         one = np.zeros((1, 1, 1), dtype)
         _pool_back_rows(one, one, one, one.copy(), 1, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, 1,
                         False)
-        _col2im_rows(np.zeros((1, 1, 1, 1), dtype), one.copy(), 1, 1, 1, 1, 1, 1, 0, 1)
-        _im2col_rows(one, np.zeros((1, 1, 1, 1), dtype), 1, 1, 1, 1, 1, 1, 0, 1)
+        for gather in (True, False):
+            _window_runs(one, np.zeros((1, 1, 1, 1), dtype), 1, 1, 1, 1, 1, 1, 0, 1, gather)
         d = np.ones(1, dtype)
         _pool_back_avg_rows(one, one.copy(), d, d, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, 1)
     _pool_back_loaded.add(np.dtype(dtype))
@@ -1008,10 +998,10 @@ def pool_back_avg_rows(g, gx, div_r, div_c, C, kernel, stride, dilation, pad, n0
 
 
 def col2im_rows(dcols, gx, kernel, stride, dilation, n0, n1):
-    """Run the compiled col2im (see :func:`_col2im_rows`); call only after
+    """Run the compiled col2im (see :func:`_window_runs`); call only after
     :func:`pool_back_ready` said True (it loads this loop too)."""
-    _col2im_rows(dcols, gx, kernel[0], kernel[1], stride[0], stride[1], dilation[0],
-                 dilation[1], n0, n1)
+    _window_runs(gx, dcols, kernel[0], kernel[1], stride[0], stride[1], dilation[0],
+                 dilation[1], n0, n1, False)
 
 
 _flat_loaded: set = set()
@@ -1021,25 +1011,11 @@ def flat_ready(dtype, work: int | None = None) -> bool:
     """Whether :mod:`core.conv` can use the compiled batch-of-small-images loops
     (:func:`conv_flat`, :func:`conv_flat_grad_w`) for ``dtype`` now (as
     :func:`pool_back_ready`)."""
-    if not _enabled:
-        return False
-    dtype = np.dtype(dtype)
-    if dtype in _flat_loaded:
-        return True
-    if _loading or (work is not None and work < LOAD_MIN_WORK):
-        return False
-    try:
-        _load_flat(dtype)
-    except Exception as exc:  # noqa: BLE001 - fall back to numpy
-        set_enabled(False)
-        warnings.warn(f"ConvScope: numba could not compile the training convolution "
-                      f"({type(exc).__name__}: {exc}); using the numpy paths",
-                      RuntimeWarning, stacklevel=2)
-        return False
-    return True
+    return _group_ready(_flat_loaded, _load_flat, dtype, work, "the training convolution")
 
 
 def _load_flat(dtype) -> None:
+    """Compile (or load from the cache) the flat loops for ``dtype``."""
     with _compile_lock:
         x = np.zeros((1, 1, 1, 1), dtype)
         w = np.zeros((1, 1, 1, 1), dtype)
@@ -1061,10 +1037,10 @@ def conv_flat_grad_w(x, g, gw, gb, pad, padded, dilation, n0, n1):
 
 
 def im2col_rows(xl, cols, kernel, stride, dilation, n0, n1):
-    """Run the compiled im2col (see :func:`_im2col_rows`); call only after
+    """Run the compiled im2col (see :func:`_window_runs`); call only after
     :func:`pool_back_ready` said True (it loads this loop too)."""
-    _im2col_rows(xl, cols, kernel[0], kernel[1], stride[0], stride[1], dilation[0],
-                 dilation[1], n0, n1)
+    _window_runs(xl, cols, kernel[0], kernel[1], stride[0], stride[1], dilation[0],
+                 dilation[1], n0, n1, True)
 
 
 def pool_back_rows(x, y, g, gx, C, op, kernel, stride, dilation, pad, n0, n1, r0, r1,
