@@ -31,7 +31,8 @@ from PyQt6.QtGui import QBrush, QColor, QFont, QPainter, QPen
 from PyQt6.QtWidgets import (QApplication, QGraphicsItem, QGraphicsRectItem, QGridLayout,
                              QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget)
 
-from ..core.display import PREVIEW_MAX_SIDE, RGB_MAPPING, cell_label, compose_rgb, value_ranges
+from ..core.display import (PREVIEW_MAX_SIDE, RGB_MAPPING, cell_label, compose_rgb,
+                            range_labels, value_ranges)
 from ..core.explain import project
 
 COLORMAPS = {
@@ -580,6 +581,13 @@ class ColorBar(QWidget):
         self._image = QImage(col.data, 4, col.shape[0], 12, QImage.Format.Format_RGB888).copy()
         self.update()
 
+    def label(self, t: float) -> str:
+        """The text of the tick at value ``t``: the two ends to the same decimals."""
+        lo, hi = self.levels
+        if t in (lo, hi) and lo < hi:
+            return range_labels(lo, hi, 6)[t == hi]
+        return cell_label(t, 6)
+
     def paintEvent(self, ev):  # noqa: N802 (Qt API)
         from PyQt6.QtCore import QRect
         p = QPainter(self)
@@ -596,8 +604,7 @@ class ColorBar(QWidget):
         fm = p.fontMetrics()
         for t, y in bar_ticks(lo, hi, top, bottom, fm.height()):
             p.drawLine(bar.right(), int(y), bar.right() + 4, int(y))
-            text = cell_label(t, 6)
-            p.drawText(bar.right() + 7, int(y + fm.ascent() / 2 - 1), text)
+            p.drawText(bar.right() + 7, int(y + fm.ascent() / 2 - 1), self.label(t))
         p.end()
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["MapStats", "map_stats", "preview", "value_ranges", "SCALES", "is_signed",
-           "colour_groups", "compose_rgb", "cell_label", "RGB_MAPPING"]
+           "colour_groups", "compose_rgb", "cell_label", "range_labels", "RGB_MAPPING"]
 
 SCALES = ("stage", "map", "global")
 #: longest side of a preview; larger maps are block-averaged by an integer factor
@@ -247,3 +247,19 @@ def cell_label(v: float, chars: int = 5) -> str:
             break
     mantissa, exponent = f"{v:.0e}".split("e")
     return f"{mantissa}e{int(exponent)}"
+
+
+def range_labels(lo: float, hi: float, chars: int = 6) -> tuple[str, str]:
+    """The labels of a range's two ends (a colour bar's), each :func:`cell_label` at
+    most ``chars`` long, written to the same number of decimals when both have some:
+    the most that both fit ("-0.50" and "2.25"; a symmetric range read "-3.015" and
+    "3.0153", the minus having taken a digit, now "-3.015" and "3.015")."""
+    a, b = cell_label(lo, chars), cell_label(hi, chars)
+    if "." not in a or "." not in b or "e" in a + b:
+        return a, b
+    da, db = len(a) - a.index(".") - 1, len(b) - b.index(".") - 1
+    for d in range(max(da, db), min(da, db) - 1, -1):
+        ta, tb = f"{float(lo):.{d}f}", f"{float(hi):.{d}f}"
+        if len(ta) <= chars and len(tb) <= chars:
+            return ta, tb
+    return a, b

@@ -415,6 +415,34 @@ def test_large_maps_are_drawn_at_screen_resolution_and_in_detail_when_zoomed(win
     assert max(win.grid.views()[(0, 0)].image.image.shape) == 800  # 1600 / 2
 
 
+def test_colour_bar_end_labels_share_their_decimals(qtbot):
+    """A symmetric bar read "3.0153" at the top and "-3.015" at the bottom (the minus
+    took a digit; seen in the Inspect tab): both ends now have the same decimals, the
+    most that fit in 6 characters, and a round tick keeps its short form."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from convscope.app.grid import ColorBar
+    from convscope.core.display import range_labels
+    bar = ColorBar()
+    qtbot.addWidget(bar)
+    bar.levels = (-3.0153, 3.0153)
+    assert (bar.label(-3.0153), bar.label(3.0153), bar.label(0.0)) == ("-3.015", "3.015", "0")
+    assert range_labels(-0.5, 2.25) == ("-0.50", "2.25")
+    assert range_labels(0.0, 4.2196) == ("0", "4.2196")
+
+    @settings(max_examples=300, deadline=None)
+    @given(lo=st.floats(-1e4, 1e4), span=st.floats(1e-3, 1e4))
+    def same_decimals(lo, span):
+        a, b = range_labels(lo, lo + span)
+        if "." in a and "." in b and "e" not in a + b:
+            assert len(a) <= 6 and len(b) <= 6
+            assert len(a) - a.index(".") == len(b) - b.index(".")
+            for text, v in ((a, lo), (b, lo + span)):  # still the value, to its decimals
+                assert abs(float(text) - v) <= 0.5 * 10 ** -(len(text) - text.index(".") - 1) + 1e-9
+    same_decimals()
+
+
 def test_colour_bar_labels_never_overlap():
     """A short bar labels both ends; a round value near an end was drawn over it
     ("4" over "4.2196" on a 150 px bar, seen in the real window)."""
