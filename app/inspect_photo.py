@@ -4,7 +4,8 @@ the three steps shown as thumbnails.
 
 :class:`PhotoPanel` keeps the photo it was given (by reference: the app never changes
 an image it shows) and converts it only when asked (:meth:`PhotoPanel.use_photo`, the
-button): a 12-megapixel photo is not reduced at every image change of the main tab.
+button): a 12-megapixel photo is not reduced at every image change of the main tab
+(the first box previews it from every k-th pixel).
 The conversion itself is :func:`app.inspect_common.photo_to_mnist`.
 """
 
@@ -14,6 +15,7 @@ import numpy as np
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
 
+from ..core.image import luma
 from .inspect_common import _BOX_STYLE, THUMB_PX, PhotoConversion, _pixmap, photo_to_mnist
 
 __all__ = ["PhotoPanel"]
@@ -77,9 +79,20 @@ class PhotoPanel(QGroupBox):
         self._photo = a
         self._conversion = None
         self._show_conversion()
+        self._show_preview(a)
         self.photo_button.setEnabled(True)
         h, w = a.shape[:2]
         self.photo_note.setText(f"photo of {w}x{h} px ready: the button converts it")
+
+    def _show_preview(self, a: np.ndarray) -> None:
+        """The first step (gray) from every k-th pixel, so that the panel shows which
+        photo the button would convert (its three boxes were empty until then); the
+        conversion itself waits for the button."""
+        step = max(1, max(a.shape[:2]) // (2 * THUMB_PX))
+        small = np.asarray(a[::step, ::step], np.float32)
+        if small.ndim == 3:
+            small = luma(small[:, :, :3]) if small.shape[2] >= 3 else small[:, :, 0]
+        self.thumbs[0].setPixmap(_pixmap(np.nan_to_num(small), THUMB_PX))
 
     def use_photo(self) -> None:
         """Convert the photo and announce the result (``converted``)."""

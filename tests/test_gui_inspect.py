@@ -490,6 +490,12 @@ def test_the_photo_and_test_image_panels_work_on_their_own(qtbot):
     img[10:30, 12:18] = 1.0                              # a bright bar on black
     photo.set_photo(img)
     assert photo.photo_button.isEnabled() and "30x40" in photo.photo_note.text()
+    # which photo the button would convert: a gray preview at once, the rest on demand
+    assert not photo.thumbs[0].pixmap().isNull() and photo.thumbs[1].pixmap().isNull()
+    big = np.random.default_rng(0).random((3000, 4000, 3), dtype=np.float32)
+    photo.set_photo(big)
+    assert max(photo.thumbs[0].pixmap().width(), photo.thumbs[0].pixmap().height()) <= 64
+    photo.set_photo(img)
     with qtbot.waitSignal(photo.converted) as got:
         photo.photo_button.click()
     assert got.args[0].shape == (28, 28) and photo.conversion() is not None
@@ -498,6 +504,7 @@ def test_the_photo_and_test_image_panels_work_on_their_own(qtbot):
         photo.set_photo(np.zeros((4, 4, 2)))
     photo.set_photo(None)
     assert not photo.photo_button.isEnabled() and photo.conversion() is None
+    assert all(t.pixmap().isNull() for t in photo.thumbs)
 
     tests = TestImagePanel()
     qtbot.addWidget(tests)
