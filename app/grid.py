@@ -816,6 +816,14 @@ class FeatureGrid(QScrollArea):
         self._ncols = ncols + (1 if has_rgb else 0)
         self._layout.setRowStretch(row, 1)
         self._layout.setColumnStretch(bar_col + 1, 1)
+        # shown now, not by Qt's queued show: until then the layout counted none of them,
+        # and in the real window (the Inspect tab first opened after the window was
+        # maximised) it kept that minimum height for ~2 s, every row of maps squashed
+        # to a strip
+        for i in range(self._layout.count()):
+            w = self._layout.itemAt(i).widget()
+            if w is not None:
+                w.show()
         self._apply_sizes()
 
     def _fit_width(self) -> int:

@@ -415,6 +415,35 @@ def test_large_maps_are_drawn_at_screen_resolution_and_in_detail_when_zoomed(win
     assert max(win.grid.views()[(0, 0)].image.image.shape) == 800  # 1600 / 2
 
 
+def test_a_shown_grid_lays_out_its_new_maps_at_once(qtbot):
+    """A grid built while shown counts its new maps in its layout at once. Qt shows a
+    child added to a visible parent later (queued); until then the layout's minimum
+    left them out, and in the real window (the Inspect tab first opened after the
+    window was maximised on another tab) that minimum stayed for ~2 s: every row of
+    maps squashed to a strip."""
+    from convscope.app.compute import PipelineRunner
+    from convscope.app.grid import FeatureGrid
+    from convscope.core.pipeline import default_pipeline
+    runner = PipelineRunner()
+    grid = FeatureGrid()
+    qtbot.addWidget(grid)
+    grid.resize(900, 700)
+    grid.show()
+    qtbot.waitExposed(grid)
+    got = []
+    runner.resultReady.connect(got.append)
+    with qtbot.waitSignal(runner.resultReady, timeout=20000):
+        runner.request(np.random.default_rng(1).random((30, 40, 3)).astype(np.float32),
+                       default_pipeline())
+    runner.shutdown()
+    grid.set_output(got[-1])          # no events processed in between
+    views = list(grid.all_views())
+    assert views and all(v.isVisible() for v in views)
+    mw, mh = grid.map_size()
+    rows = {v.level for v in views}   # a level is at least one row of maps
+    assert grid.widget().layout().minimumSize().height() >= len(rows) * mh
+
+
 def test_colour_bar_end_labels_share_their_decimals(qtbot):
     """A symmetric bar read "3.0153" at the top and "-3.015" at the bottom (the minus
     took a digit; seen in the Inspect tab): both ends now have the same decimals, the
