@@ -23,6 +23,12 @@ in place: ``acc[x] += w[f, c, i, j] * rows[c, i, x + j]``, nine taps (a 3x3 bloc
 the kernel) per pass over the row, which stays in L1 cache. No fast-math: NaN and inf
 propagate as in the naive sum (only multiply-adds are contracted into FMAs).
 
+The training loops (loaded together, :func:`pool_back_ready`, and :func:`flat_ready`)
+serve the CNN: the pooling backward, im2col and col2im (:func:`_window_runs`), and the
+flat convolution of a first layer and its weight gradient (:func:`_conv_flat`,
+:func:`_conv_flat_grad_w`, the one loop compiled with reassociation: its dot products
+are summed in another order, NaN and inf still propagate).
+
 numba keeps the compiled code in its on-disk cache (``__pycache__`` beside this file,
 or the user's cache folder), which it writes and reads itself, like Python's own
 ``.pyc`` files; no user data goes through it.
@@ -688,7 +694,7 @@ def _conv_flat(x, w, bias, out, ph, pw, hp, wp, dh, dw, n0, n1):
     Each image goes planar and padded into a scratch buffer with its rows laid end
     to end (width ``wp``); every output row is then computed over the whole padded
     width, so that one tap is one long contiguous multiply-add over ``Ho * wp``
-    cells (``out[p] += w * x[p + offset]``, three taps per pass), which vectorises;
+    cells (``out[p] += w * x[p + offset]``, up to three taps per pass), which vectorises;
     the ``wp - Wo`` cells past each row's end are computed and dropped when the
     planes go to the channels-last output. im2col + a product took 1.9-2.2 ms for
     LeNet's 5x5 first layer (128 MNIST images, 8 filters): its 10 MB matrix went
