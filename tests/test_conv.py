@@ -1541,3 +1541,24 @@ def test_flat_method_falls_back_to_gemm_where_it_does_not_apply(monkeypatch):
     wt = rng.standard_normal((3, 2, 3, 3))
     np.testing.assert_array_equal(conv2d(x, wt, method="flat"), conv2d(x, wt, method="gemm"))
     assert fwd == []
+
+
+@needs_jit
+@pytest.mark.numpy_paths
+def test_a_training_loop_group_that_fails_to_compile_falls_back_with_a_warning(monkeypatch):
+    """flat_ready (and pool_back_ready, the same helper): a compile failure switches the
+    compiled loops off with a RuntimeWarning naming the loops, and method="flat" gives
+    gemm's values."""
+    monkeypatch.setattr(_jit, "_enabled", True)
+    monkeypatch.setattr(_jit, "LOAD_MIN_WORK", 0)
+    monkeypatch.setattr(_jit, "_flat_loaded", set())
+
+    def broken(dtype):
+        raise RuntimeError("no compiler")
+    monkeypatch.setattr(_jit, "_load_flat", broken)
+    rng = np.random.default_rng(33)
+    x, w = rng.standard_normal((2, 1, 8, 8)), rng.standard_normal((3, 1, 3, 3))
+    with pytest.warns(RuntimeWarning, match="training convolution.*no compiler"):
+        got = conv2d(x, w, method="flat", padding=1)
+    assert not _jit.enabled()
+    np.testing.assert_allclose(got, conv2d_naive(x, w, padding=1), atol=1e-10)

@@ -89,6 +89,7 @@ class Conv2D(Layer):
         self.init_scheme = init
         self._x = None
         self._workspace: dict = {}
+        self._method = "gemm"  # the forward's conv2d method, which the backward repeats
 
     def config(self):
         return {"type": self.kind, "filters": self.filters, "kernel_size": self.kernel_size,
@@ -127,7 +128,7 @@ class Conv2D(Layer):
     def backward(self, grad, need_input_grad: bool = True):
         gx, gw, gb = conv2d_backward(grad, self._x, self.params["weight"], need_x=need_input_grad,
                                      workspace=self._workspace,
-                                     method=getattr(self, "_method", "gemm"), **self._kw())
+                                     method=self._method, **self._kw())
         self.grads["weight"] = gw
         self.grads["bias"] = gb
         return gx
